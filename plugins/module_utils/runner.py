@@ -1,0 +1,196 @@
+# Copyright: smokegate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run a spec: every check in parallel, each attempt bounded by its timeout.
+
+Some calls cannot be interrupted (getaddrinfo blocks in C), so every attempt runs in
+its own daemon thread and is abandoned, reported as ``timeout``, when its time is up.
+Daemon threads also mean a hung call never keeps the process alive at exit.
+
+>>> from .spec import parse_spec
+>>> report = run_checks(parse_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}]),
+...                     host="web1")
+>>> report["host"], report["ok"], report["summary"]["passed"], report["results"][0]["status"]
+('web1', True, 1, 'pass')
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, Dict, Iterable, List, Optional
+
+from .checks import CHECKS, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
+from .schema import CHECK_TYPES
+from .spec import Check
+
+# How long past an attempt's deadline to wait for a probe that enforces the same
+# deadline itself (socket timeout, subprocess timeout) before abandoning its thread.
+GRACE = 0.05
+MAX_PARALLEL = 32
+
+Result = Dict[str, Any]
+
+
+def _secrets(check: Check) -> List[str]:
+    values: List[str] = []
+    for field in CHECK_TYPES[check.type].fields.values():
+        value = check.params.get(field.name)
+        if field.secret and isinstance(value, dict):
+            values.extend(item for item in value.values() if item)
+    return values
+
+
+def _redact(message: str, secrets: Iterable[str]) -> str:
+    # Checks never format a secret; this guards exception texts we do not control.
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return message
+
+
+def _attempt(check: Check, probe: Any, budget: float, check_mode: bool) -> Outcome:
+    box: List[Outcome] = []
+    finished = threading.Event()
+    attempt = Attempt(time.monotonic() + budget, check_mode)
+
+    def target() -> None:
+        try:
+            box.append(CHECKS[check.type](check.params, probe, attempt))
+        except (socket.timeout, TimeoutError):
+            box.append(Outcome(TIMEOUT, "no result within %s s" % _seconds(budget)))
+        except Exception as exc:  # a probe failing in a way we did not foresee
+            box.append(Outcome(ERROR, "%s: %s" % (type(exc).__name__, exc)))
+        finally:
+            finished.set()
+
+    threading.Thread(target=target, name="smokegate: %s" % check.name, daemon=True).start()
+    if not finished.wait(budget + GRACE) or not box:
+        return Outcome(TIMEOUT, "no result within %s s" % _seconds(budget))
+    return box[0]
+
+
+def _seconds(value: float) -> str:
+    return ("%.2f" % value).rstrip("0").rstrip(".")
+
+
+def _run_one(check: Check, probe: Any, check_mode: bool, deadline: float) -> Result:
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        budget = min(check.timeout, deadline - time.monotonic())
+        if budget <= 0:
+            outcome = Outcome(TIMEOUT, "not finished by the overall deadline")
+            break
+        outcome = _attempt(check, probe, budget, check_mode)
+        if outcome.status == PASS or attempts > check.retries:
+            break
+        if time.monotonic() + check.retry_delay >= deadline:
+            break
+        time.sleep(check.retry_delay)
+    return {
+        "name": check.name,
+        "type": check.type,
+        "severity": check.severity,
+        "status": outcome.status,
+        "message": _redact(outcome.message, _secrets(check)),
+        "duration_ms": round(1000 * (time.monotonic() - started), 1),
+        "attempts": attempts,
+    }
+
+
+def worst_case_seconds(checks: List[Check]) -> float:
+    """The longest any one check may take with all its retries."""
+    return max(
+        (check.retries + 1) * check.timeout + check.retries * check.retry_delay for check in checks
+    )
+
+
+def summarize(results: List[Result]) -> Dict[str, int]:
+    def count(status: str) -> int:
+        return sum(1 for result in results if result["status"] == status)
+
+    return {
+        "total": len(results),
+        "passed": count(PASS),
+        "failed": count("fail"),
+        "errors": count(ERROR),
+        "timeouts": count(TIMEOUT),
+        "skipped": count(SKIPPED),
+    }
+
+
+def is_ok(results: List[Result]) -> bool:
+    """False when any critical check did not pass (skipped checks do not count)."""
+    return all(
+        result["status"] in (PASS, SKIPPED)
+        for result in results
+        if result["severity"] == "critical"
+    )
+
+
+def run_checks(
+    checks: List[Check],
+    probe: Any = None,
+    host: Optional[str] = None,
+    only: Optional[Iterable[str]] = None,
+    deadline: Optional[float] = None,
+    check_mode: bool = False,
+    max_parallel: int = MAX_PARALLEL,
+) -> Dict[str, Any]:
+    """Run the checks in parallel and return the report (results in spec order).
+
+    ``only`` limits the run to those names (the others are reported ``skipped``);
+    ``deadline`` bounds the whole run in seconds (default: the slowest check's worst
+    case); ``check_mode`` skips side effects such as the mount write test.
+    """
+    if probe is None:
+        from .probes import SystemProbe
+
+        probe = SystemProbe()
+    started = time.monotonic()
+    selected = set(only) if only is not None else None
+    to_run = [check for check in checks if selected is None or check.name in selected]
+    limit = deadline if deadline is not None else worst_case_seconds(to_run or checks) + 1
+    run_deadline = started + limit
+    results: Dict[str, Result] = {}
+    slots = threading.Semaphore(max_parallel)
+
+    def drive(check: Check) -> None:
+        with slots:
+            results[check.name] = _run_one(check, probe, check_mode, run_deadline)
+
+    drivers = []
+    for check in to_run:
+        driver = threading.Thread(target=drive, args=(check,), name="smokegate-driver", daemon=True)
+        driver.start()
+        drivers.append(driver)
+    for driver in drivers:
+        driver.join(max(0.0, run_deadline - time.monotonic()) + 2 * GRACE)
+
+    ordered = []
+    for check in checks:
+        result = results.get(check.name)
+        if result is None:
+            status, message = (
+                (SKIPPED, "not selected")
+                if selected is not None and check.name not in selected
+                else (TIMEOUT, "not finished by the overall deadline of %s s" % _seconds(limit))
+            )
+            result = {
+                "name": check.name,
+                "type": check.type,
+                "severity": check.severity,
+                "status": status,
+                "message": message,
+                "duration_ms": 0.0 if status == SKIPPED else round(1000 * limit, 1),
+                "attempts": 0,
+            }
+        ordered.append(result)
+    return {
+        "host": host if host is not None else socket.gethostname(),
+        "ok": is_ok(ordered),
+        "duration_ms": round(1000 * (time.monotonic() - started), 1),
+        "summary": summarize(ordered),
+        "results": ordered,
+    }

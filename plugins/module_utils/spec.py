@@ -1,0 +1,323 @@
+# Copyright: smokegate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parse and validate a check spec; every error is reported at once, before anything runs.
+
+>>> checks = parse_spec({"checks": [{"name": "root", "disk": {"path": "/", "min_free": "1M"}}]})
+>>> checks[0].type, checks[0].params["min_free"], checks[0].timeout
+('disk', 1048576, 5.0)
+>>> try:
+...     parse_spec({"checks": [{"name": "free space", "disk": {"path": "/", "min_fre": 1}}]})
+... except SpecError as exc:
+...     print(exc)
+check 'free space': disk.min_fre is not a known field; did you mean min_free?
+check 'free space': disk needs at least one of min_free, min_free_percent, min_free_inodes_percent
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .schema import CHECK_TYPES, COMMON_FIELDS, Field
+from .units import VersionSpec, parse_size
+
+TOP_LEVEL_KEYS = ("checks",)
+
+
+class SpecError(ValueError):
+    """A spec that must not run. ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: List[str]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+class Check:
+    """One validated check: its type, its normalised fields and the common keys."""
+
+    __slots__ = ("name", "params", "retries", "retry_delay", "severity", "timeout", "type")
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        params: Dict[str, Any],
+        severity: str,
+        timeout: float,
+        retries: int,
+        retry_delay: float,
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.params = params
+        self.severity = severity
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_delay = retry_delay
+
+    def __repr__(self) -> str:
+        return "Check(%r, %s)" % (self.name, self.type)
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    import difflib  # only a spec with errors needs it
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return "; did you mean %s?" % close[0] if close else ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _path(value: Any) -> str:
+    value = _string(value)
+    if not value.startswith("/"):
+        raise ValueError("%r is not an absolute path" % value)
+    return value
+
+
+def _string_list(value: Any) -> List[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ValueError("expected a list of strings")
+    return list(value)
+
+
+def _string_or_list(value: Any) -> List[str]:
+    return [_string(value)] if isinstance(value, str) else _string_list(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _percent(value: Any) -> float:
+    if not _is_number(value) or not 0 <= value <= 100:
+        raise ValueError("expected a percentage from 0 to 100")
+    return float(value)
+
+
+def _port(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise ValueError("expected a port number from 1 to 65535")
+    return value
+
+
+def _positive(value: Any) -> float:
+    if not _is_number(value) or value <= 0:
+        raise ValueError("expected a number of seconds greater than 0")
+    return float(value)
+
+
+def _delay(value: Any) -> float:
+    if not _is_number(value) or value < 0:
+        raise ValueError("expected a number of seconds, 0 or more")
+    return float(value)
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return value
+
+
+def _regex(value: Any) -> str:
+    value = _string(value)
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError("%r is not a valid regular expression: %s" % (value, exc)) from None
+    return value
+
+
+def _version(value: Any) -> VersionSpec:
+    if _is_number(value):
+        value = str(value)  # YAML reads `version: 6.1` as a float
+    return VersionSpec.parse(value)
+
+
+def _statuses(value: Any) -> List[int]:
+    codes = value if isinstance(value, list) else [value]
+    if not codes or not all(
+        isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599
+        for code in codes
+    ):
+        raise ValueError("expected an HTTP status code (100-599) or a list of them")
+    return list(codes)
+
+
+def _headers(value: Any) -> Dict[str, str]:
+    # Never echo a header value in an error: it is a secret.
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and key and isinstance(item, str) for key, item in value.items()
+    ):
+        raise ValueError("expected a mapping of header names to string values")
+    return dict(value)
+
+
+def _size(value: Any) -> int:
+    return parse_size(value)
+
+
+VALIDATORS: Dict[str, Callable[[Any], Any]] = {
+    "str": _string,
+    "path": _path,
+    "strlist": _string_or_list,
+    "list": _string_list,
+    "bool": _bool,
+    "size": _size,
+    "percent": _percent,
+    "port": _port,
+    "number": _positive,
+    "delay": _delay,
+    "count": _count,
+    "regex": _regex,
+    "version": _version,
+    "statuses": _statuses,
+    "headers": _headers,
+}
+
+
+def _validate_field(field: Field, value: Any) -> Any:
+    if field.kind == "choice":
+        if value not in (field.choices or ()):
+            raise ValueError("%r is not one of %s" % (value, ", ".join(field.choices or ())))
+        return value
+    return VALIDATORS[field.kind](value)
+
+
+def _label(index: int, raw: Any) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if isinstance(name, str) and name.strip():
+        return "check %r" % name
+    return "check #%d" % (index + 1)
+
+
+def _parse_check(index: int, raw: Any, errors: List[str]) -> Optional[Check]:
+    label = _label(index, raw)
+    if not isinstance(raw, dict):
+        errors.append("%s: expected a mapping with a name and one check type" % label)
+        return None
+    before = len(errors)
+    known = list(COMMON_FIELDS) + list(CHECK_TYPES)
+    for key in raw:
+        if key not in COMMON_FIELDS and key not in CHECK_TYPES:
+            errors.append(
+                "%s: %s is not a known key%s" % (label, key, _did_you_mean(str(key), known))
+            )
+
+    common: Dict[str, Any] = {}
+    for field in COMMON_FIELDS.values():
+        if field.name not in raw:
+            if field.required:
+                errors.append("%s: %s is required" % (label, field.name))
+            common[field.name] = field.default
+            continue
+        try:
+            common[field.name] = _validate_field(field, raw[field.name])
+        except ValueError as exc:
+            errors.append("%s: %s: %s" % (label, field.name, exc))
+
+    types = [key for key in raw if key in CHECK_TYPES]
+    if not types:
+        errors.append("%s: no check type; use one of %s" % (label, ", ".join(CHECK_TYPES)))
+        return None
+    if len(types) > 1:
+        errors.append("%s: has %s; a check has exactly one type" % (label, " and ".join(types)))
+        return None
+
+    type_name = types[0]
+    check_type = CHECK_TYPES[type_name]
+    body = raw[type_name]
+    if not isinstance(body, dict):
+        errors.append(
+            "%s: %s: expected a mapping of fields (%s)"
+            % (label, type_name, ", ".join(check_type.fields))
+        )
+        return None
+    params: Dict[str, Any] = {}
+    for key in body:
+        if key not in check_type.fields:
+            errors.append(
+                "%s: %s.%s is not a known field%s"
+                % (label, type_name, key, _did_you_mean(str(key), list(check_type.fields)))
+            )
+    for field in check_type.fields.values():
+        if body.get(field.name) is None:
+            if field.required:
+                errors.append("%s: %s.%s is required" % (label, type_name, field.name))
+            params[field.name] = field.default
+            continue
+        try:
+            params[field.name] = _validate_field(field, body[field.name])
+        except ValueError as exc:
+            errors.append("%s: %s.%s: %s" % (label, type_name, field.name, exc))
+    if check_type.requires_one_of and not any(
+        body.get(name) is not None for name in check_type.requires_one_of
+    ):
+        errors.append(
+            "%s: %s needs at least one of %s"
+            % (label, type_name, ", ".join(check_type.requires_one_of))
+        )
+    if len(errors) > before:
+        return None
+    return Check(
+        name=common["name"],
+        type=type_name,
+        params=params,
+        severity=common["severity"],
+        timeout=common["timeout"],
+        retries=common["retries"],
+        retry_delay=common["retry_delay"],
+    )
+
+
+def parse_spec(document: Any) -> List[Check]:
+    """Validate a spec document (a mapping with ``checks``, or the bare list).
+
+    Returns the checks in spec order, or raises SpecError listing every problem.
+    """
+    errors: List[str] = []
+    if isinstance(document, dict):
+        for key in document:
+            if key not in TOP_LEVEL_KEYS:
+                errors.append(
+                    "spec: %s is not a known key%s" % (key, _did_you_mean(str(key), TOP_LEVEL_KEYS))
+                )
+        raw_checks = document.get("checks")
+        if raw_checks is None:
+            errors.append("spec: checks is required (a list of checks)")
+            raise SpecError(errors)
+    else:
+        raw_checks = document
+    if not isinstance(raw_checks, list):
+        raise SpecError([*errors, "spec: checks must be a list of checks"])
+    if not raw_checks:
+        raise SpecError([*errors, "spec: checks is empty; nothing would be checked"])
+
+    checks: List[Check] = []
+    first_seen: Dict[str, int] = {}
+    for index, raw in enumerate(raw_checks):
+        check = _parse_check(index, raw, errors)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str):
+            if name in first_seen:
+                errors.append(
+                    "check #%d: name %r is already used by check #%d"
+                    % (index + 1, name, first_seen[name] + 1)
+                )
+            else:
+                first_seen[name] = index
+        if check is not None:
+            checks.append(check)
+    if errors:
+        raise SpecError(errors)
+    return checks

@@ -1,0 +1,149 @@
+"""Shared fixtures: the installed CLI, spec files, and real loopback servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET_HEADER = "hdr-s3cret-9f2c"
+
+
+def smokegate_executable() -> str:
+    """The console script installed with the package (next to this interpreter)."""
+    candidate = Path(sys.executable).with_name("smokegate")
+    return str(candidate) if candidate.exists() else shutil.which("smokegate") or "smokegate"
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [smokegate_executable(), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    """Write a spec (a list of checks or a whole document) to a YAML or JSON file."""
+
+    def write(checks: Any, name: str = "smoke.json") -> Path:
+        document = checks if isinstance(checks, dict) else {"checks": checks}
+        path = tmp_path / name
+        if name.endswith(".json"):
+            path.write_text(json.dumps(document))
+        else:
+            import yaml
+
+            path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return path
+
+    return write
+
+
+class _Handler(BaseHTTPRequestHandler):
+    flaky_calls = 0
+
+    def do_GET(self) -> None:
+        if self.path == "/healthz":
+            self._reply(200, b"status: ok\n")
+        elif self.path == "/broken":
+            self._reply(500, b"database down\n")
+        elif self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/healthz")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/private":
+            ok = self.headers.get("X-Token") == SECRET_HEADER
+            self._reply(200 if ok else 403, b"welcome\n" if ok else b"forbidden\n")
+        elif self.path == "/flaky":
+            type(self).flaky_calls += 1
+            self._reply(503 if type(self).flaky_calls == 1 else 200, b"warming up\n")
+        else:
+            self._reply(404, b"not found\n")
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """A real HTTP server on a loopback port; yields its base URL."""
+    handler = type("Handler", (_Handler,), {"flaky_calls": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port whose connections are accepted by the kernel and never answered."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # never accept(): the handshake completes, nothing is ever sent back
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+                connection.close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def needs_root(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(os.geteuid() != 0, reason="needs root: %s" % reason)

@@ -1,0 +1,205 @@
+"""`smokegate check` as users run it: exit codes, formats, colour, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conftest import SECRET_HEADER, run_cli, smokegate_executable
+
+from smokegate import __version__
+
+ENV_SECRET = "pg-s3cret-77ab"
+
+
+def test_version_and_help_show_an_example_spec():
+    completed = run_cli("--version")
+    assert (completed.returncode, completed.stdout.strip()) == (0, "smokegate %s" % __version__)
+    completed = run_cli("check", "--help")
+    assert completed.returncode == 0
+    assert "example spec (smoke.yml):" in completed.stdout
+    assert "disk: {path: /srv, min_free: 2GiB" in completed.stdout
+    assert run_cli().returncode == 2  # no command: usage
+
+
+def test_exit_0_when_ok_1_when_a_critical_check_fails(write_spec, closed_port: int):
+    ok = write_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}])
+    completed = run_cli("check", "-f", str(ok))
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines()[1].startswith("  PASS  root  ")
+
+    failing = write_spec(
+        [
+            {"name": "root", "disk": {"path": "/", "min_free": 1}},
+            {"name": "db port", "tcp": {"host": "127.0.0.1", "port": closed_port}},
+        ],
+        name="failing.json",
+    )
+    completed = run_cli("check", "-f", str(failing))
+    assert completed.returncode == 1
+    assert "FAIL  db port  connection to 127.0.0.1:%d refused" % closed_port in completed.stdout
+    assert "gate stopped by: db port" in completed.stdout
+
+
+def test_a_warning_only_failure_exits_0(write_spec, closed_port: int):
+    path = write_spec(
+        [
+            {
+                "name": "optional",
+                "tcp": {"host": "127.0.0.1", "port": closed_port},
+                "severity": "warning",
+            }
+        ]
+    )
+    completed = run_cli("check", "-f", str(path))
+    assert completed.returncode == 0
+    assert "WARN  optional" in completed.stdout
+
+
+def test_only_runs_the_named_checks_and_rejects_unknown_names(write_spec, closed_port: int):
+    path = write_spec(
+        [
+            {"name": "root", "disk": {"path": "/", "min_free": 1}},
+            {"name": "db port", "tcp": {"host": "127.0.0.1", "port": closed_port}},
+        ]
+    )
+    completed = run_cli("check", "-f", str(path), "--only", "root", "--format", "json")
+    assert completed.returncode == 0
+    statuses = {
+        result["name"]: result["status"] for result in json.loads(completed.stdout)["results"]
+    }
+    assert statuses == {"root": "pass", "db port": "skipped"}
+    completed = run_cli("check", "-f", str(path), "--only", "db prot")
+    assert completed.returncode == 2
+    assert (
+        "no check named 'db prot'" in completed.stderr
+        and "did you mean 'db port'?" in completed.stderr
+    )
+
+
+def test_spec_from_stdin_and_default_file_name(tmp_path: Path):
+    document = json.dumps({"checks": [{"name": "root", "disk": {"path": "/", "min_free": 1}}]})
+    completed = run_cli("check", "-f", "-", "--format", "json", input=document)
+    assert completed.returncode == 0, completed.stderr
+    (tmp_path / "smoke.yml").write_text("checks:\n  - name: root\n    mount: {path: /}\n")
+    completed = run_cli("check", cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+
+
+def secret_spec(write_spec, tmp_path: Path, http_server: str) -> Path:
+    env_file = tmp_path / "app.env"
+    env_file.write_text("DATABASE_URL=postgres://app:%s@db/app\n" % ENV_SECRET)
+    return write_spec(
+        [
+            {
+                "name": "db url ok",
+                "env": {"name": "DATABASE_URL", "file": str(env_file), "pattern": "^postgres://"},
+            },
+            {
+                "name": "db url bad",
+                "env": {"name": "DATABASE_URL", "file": str(env_file), "pattern": "^mysql://"},
+            },
+            {
+                "name": "api ok",
+                "http": {"url": http_server + "/private", "headers": {"X-Token": SECRET_HEADER}},
+            },
+            {
+                "name": "api bad",
+                "http": {
+                    "url": http_server + "/private",
+                    "headers": {"X-Token": SECRET_HEADER},
+                    "status": 204,
+                },
+            },
+        ]
+    )
+
+
+def test_json_report_matches_the_contract(write_spec, tmp_path: Path, http_server: str):
+    completed = run_cli(
+        "check", "-f", str(secret_spec(write_spec, tmp_path, http_server)), "--format", "json"
+    )
+    assert completed.returncode == 1
+    report = json.loads(completed.stdout)
+    assert set(report) == {"host", "ok", "duration_ms", "summary", "results"}
+    assert report["ok"] is False
+    assert report["summary"] == {
+        "total": 4,
+        "passed": 2,
+        "failed": 2,
+        "errors": 0,
+        "timeouts": 0,
+        "skipped": 0,
+    }
+    for result in report["results"]:
+        assert set(result) == {
+            "name",
+            "type",
+            "severity",
+            "status",
+            "message",
+            "duration_ms",
+            "attempts",
+        }
+    assert [result["status"] for result in report["results"]] == ["pass", "fail", "pass", "fail"]
+
+
+def test_junit_report_parses_with_one_testcase_per_check(
+    write_spec, tmp_path: Path, http_server: str
+):
+    completed = run_cli(
+        "check", "-f", str(secret_spec(write_spec, tmp_path, http_server)), "--format", "junit"
+    )
+    assert completed.returncode == 1
+    root = ET.fromstring(completed.stdout)
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    cases = suite.findall("testcase")
+    assert [case.get("name") for case in cases] == ["db url ok", "db url bad", "api ok", "api bad"]
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "2", "0")
+    failure = cases[1].find("failure")
+    assert failure is not None and "does not match ^mysql://" in failure.get("message", "")
+
+
+def test_secrets_appear_in_no_format(write_spec, tmp_path: Path, http_server: str):
+    path = secret_spec(write_spec, tmp_path, http_server)
+    for fmt in ("human", "json", "junit"):
+        completed = run_cli("check", "-f", str(path), "--format", fmt)
+        assert completed.returncode == 1
+        output = completed.stdout + completed.stderr
+        assert ENV_SECRET not in output, fmt
+        assert SECRET_HEADER not in output, fmt
+
+
+def test_colour_on_a_terminal_only_and_never_with_no_color(write_spec):
+    path = str(write_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}]))
+    piped = run_cli("check", "-f", path)
+    assert "\033[" not in piped.stdout
+
+    def on_a_tty(extra_env: dict[str, str]) -> str:
+        primary, secondary = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        env.update(TERM="xterm", **extra_env)
+        process = subprocess.Popen(
+            [smokegate_executable(), "check", "-f", path], stdout=secondary, env=env
+        )
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=30)
+        os.close(primary)
+        return b"".join(chunks).decode()
+
+    assert "\033[32mPASS" in on_a_tty({})
+    assert "\033[" not in on_a_tty({"NO_COLOR": "1"})
