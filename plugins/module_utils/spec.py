@@ -216,7 +216,7 @@ def _parse_check(index: int, raw: Any, errors: List[str]) -> Optional[Check]:
 
     common: Dict[str, Any] = {}
     for field in COMMON_FIELDS.values():
-        if field.name not in raw:
+        if raw.get(field.name) is None:
             if field.required:
                 errors.append("%s: %s is required" % (label, field.name))
             common[field.name] = field.default
@@ -226,7 +226,8 @@ def _parse_check(index: int, raw: Any, errors: List[str]) -> Optional[Check]:
         except ValueError as exc:
             errors.append("%s: %s: %s" % (label, field.name, exc))
 
-    types = [key for key in raw if key in CHECK_TYPES]
+    # A key with no value (YAML `mount:`, or an unset Ansible suboption) counts as absent.
+    types = [key for key in raw if key in CHECK_TYPES and raw[key] is not None]
     if not types:
         errors.append("%s: no check type; use one of %s" % (label, ", ".join(CHECK_TYPES)))
         return None

@@ -1,0 +1,87 @@
+# Copyright: smokegate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The smoke module's argument_spec and option docs, derived from the one schema.
+
+scripts/sync-module-docs writes ``doc_options()`` into the module's DOCUMENTATION and a
+test fails when they differ, so ansible-doc, the argument_spec and the validator agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from .schema import CHECK_TYPES, COMMON_FIELDS, Field
+
+# How each schema kind reaches Ansible. "raw" where a spec accepts two shapes
+# (2GiB or 2147483648; 200 or [200, 204]); the engine validates the value itself.
+ANSIBLE_TYPES = {
+    "str": "str",
+    "path": "str",
+    "strlist": "raw",
+    "list": "list",
+    "bool": "bool",
+    "size": "raw",
+    "percent": "float",
+    "port": "int",
+    "number": "float",
+    "delay": "float",
+    "count": "int",
+    "regex": "str",
+    "version": "str",
+    "choice": "str",
+    "statuses": "raw",
+    "headers": "dict",
+}
+
+
+def _option(field: Field, with_docs: bool) -> Dict[str, Any]:
+    option: Dict[str, Any] = {"type": ANSIBLE_TYPES[field.kind]}
+    if with_docs:
+        option = {"description": [field.doc], **option}
+    if field.kind == "list":
+        option["elements"] = "str"
+    if field.required:
+        option["required"] = True
+    if field.default is not None:
+        option["default"] = field.default
+    if field.choices:
+        option["choices"] = list(field.choices)
+    if field.secret and not with_docs:
+        option["no_log"] = True
+    return option
+
+
+def check_options(with_docs: bool = False) -> Dict[str, Any]:
+    """Suboptions of one element of ``checks``."""
+    options = {name: _option(field, with_docs) for name, field in COMMON_FIELDS.items()}
+    for name, check_type in CHECK_TYPES.items():
+        option: Dict[str, Any] = {
+            "type": "dict",
+            # argument_spec calls nested options "options"; DOCUMENTATION calls them "suboptions".
+            "suboptions" if with_docs else "options": {
+                field.name: _option(field, with_docs) for field in check_type.fields.values()
+            },
+        }
+        if with_docs:
+            doc = ["A C(%s) check. %s" % (name, check_type.doc)]
+            if check_type.requires_one_of:
+                doc.append(
+                    "Needs at least one of %s."
+                    % ", ".join(
+                        "O(checks[].%s.%s)" % (name, key) for key in check_type.requires_one_of
+                    )
+                )
+            option = {"description": doc, **option}
+        options[name] = option
+    return options
+
+
+def smoke_argument_spec() -> Dict[str, Any]:
+    # checks_file and validate_only are handled by the action plugin on the controller;
+    # they are declared here too so the documentation and the spec describe one interface.
+    return {
+        "checks": {"type": "list", "elements": "dict", "options": check_options()},
+        "checks_file": {"type": "str"},
+        "fail_on": {"type": "str", "default": "critical", "choices": ["critical", "never"]},
+        "validate_only": {"type": "bool", "default": False},
+    }

@@ -1,0 +1,394 @@
+#!/usr/bin/python
+# Copyright: smokegate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: smoke
+short_description: Run environment smoke checks on a host, all in one process
+version_added: 0.1.0
+description:
+  - Runs a smokegate check spec (mounts, disk space, environment variables, binary versions,
+    DNS, TCP and HTTP reachability) on the managed host, every check in parallel and each
+    bounded by its timeout, and returns one report.
+  - Fails when a critical check does not pass, naming each failed check, unless O(fail_on=never).
+  - The spec is validated on the controller before anything is sent; every error names the
+    check and the field.
+  - Environment variable values and HTTP header values never appear in the output.
+author:
+  - smokegate contributors
+attributes:
+  check_mode:
+    support: full
+    details: Runs the read-only checks; the write test of O(checks[].mount.writable) is skipped.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  action:
+    support: full
+    details: The action plugin reads O(checks_file) on the controller and templates it.
+extends_documentation_fragment:
+  - action_common_attributes
+  - action_common_attributes.flow
+options:
+  fail_on:
+    description:
+      - V(critical) fails the task when a critical check does not pass.
+      - V(never) only reports; read RV(smoke.ok).
+    type: str
+    default: critical
+    choices: [critical, never]
+  checks_file:
+    description:
+      - Path on the controller to a YAML or JSON spec (a mapping with a C(checks) list, or the list).
+      - Templated with the host's variables, so a check may use a template such as C({{ ansible_host }}).
+      - Exactly one of O(checks) and O(checks_file) is required.
+    type: str
+  validate_only:
+    description:
+      - Validate and template the spec on the controller, then stop without contacting the host.
+    type: bool
+    default: false
+  checks:
+    description:
+      - The checks to run. Each has a unique O(checks[].name), exactly one type key
+        (O(checks[].mount), O(checks[].disk), O(checks[].env), O(checks[].binary),
+        O(checks[].dns), O(checks[].tcp) or O(checks[].http)) and optional common keys.
+      - Exactly one of O(checks) and O(checks_file) is required.
+    type: list
+    elements: dict
+    suboptions:
+# BEGIN generated check options (scripts/sync-module-docs)
+      name:
+        description:
+        - Unique name of the check.
+        type: str
+        required: true
+      severity:
+        description:
+        - A failing warning is reported but never fails the gate.
+        type: str
+        default: critical
+        choices:
+        - critical
+        - warning
+      timeout:
+        description:
+        - Seconds one attempt may take; always enforced.
+        type: float
+        default: 5.0
+      retries:
+        description:
+        - Extra attempts after a failed one.
+        type: int
+        default: 0
+      retry_delay:
+        description:
+        - Seconds between attempts.
+        type: float
+        default: 1.0
+      mount:
+        description:
+        - A C(mount) check. A path is a mount point (read from the mount table, so bind mounts count).
+        type: dict
+        suboptions:
+          path:
+            description:
+            - Mount point that must exist.
+            type: str
+            required: true
+          fstype:
+            description:
+            - Allowed filesystem type or list of types.
+            type: raw
+          options:
+            description:
+            - Mount options that must all be present, e.g. [rw].
+            type: list
+            elements: str
+          source:
+            description:
+            - Expected mount source (device, export or bind root).
+            type: str
+          writable:
+            description:
+            - Create and remove a temporary file under the mount point.
+            type: bool
+            default: false
+      disk:
+        description:
+        - A C(disk) check. Free space and free inodes on the filesystem holding a path.
+        - Needs at least one of O(checks[].disk.min_free), O(checks[].disk.min_free_percent), O(checks[].disk.min_free_inodes_percent).
+        type: dict
+        suboptions:
+          path:
+            description:
+            - Any path on the filesystem to measure.
+            type: str
+            required: true
+          min_free:
+            description:
+            - Free bytes available to unprivileged users (500M, 2GiB, 10GB).
+            type: raw
+          min_free_percent:
+            description:
+            - Free space as a percentage of the filesystem.
+            type: float
+          min_free_inodes_percent:
+            description:
+            - Free inodes as a percentage of all inodes.
+            type: float
+      env:
+        description:
+        - A C(env) check. An environment variable is set (and matches a pattern); its value is never shown.
+        type: dict
+        suboptions:
+          name:
+            description:
+            - Variable name.
+            type: str
+            required: true
+          file:
+            description:
+            - Read a KEY=VALUE env file instead of the process environment.
+            type: str
+          pattern:
+            description:
+            - Regular expression the value must match (re.search).
+            type: str
+          allow_empty:
+            description:
+            - Accept a variable that is set but empty.
+            type: bool
+            default: false
+      binary:
+        description:
+        - A C(binary) check. A command exists and, with version, reports a version inside a specifier.
+        type: dict
+        suboptions:
+          name:
+            description:
+            - Command on PATH, or an absolute path.
+            type: str
+            required: true
+          version:
+            description:
+            - Version specifier such as '>=6.0,<9'.
+            type: str
+          args:
+            description:
+            - Arguments that make it print its version (stdout and stderr are read).
+            type: list
+            elements: str
+            default:
+            - --version
+          regex:
+            description:
+            - 'Where the version is: its first group, else its match.'
+            type: str
+      dns:
+        description:
+        - A C(dns) check. A name resolves through the system resolver (and to the expected addresses).
+        type: dict
+        suboptions:
+          name:
+            description:
+            - Name to resolve.
+            type: str
+            required: true
+          addresses:
+            description:
+            - Addresses that must all be among the resolved ones.
+            type: list
+            elements: str
+          family:
+            description:
+            - Address family to ask for.
+            type: str
+            default: any
+            choices:
+            - any
+            - ipv4
+            - ipv6
+      tcp:
+        description:
+        - A C(tcp) check. A TCP port accepts connections.
+        type: dict
+        suboptions:
+          host:
+            description:
+            - Host name or address.
+            type: str
+            required: true
+          port:
+            description:
+            - Port number.
+            type: int
+            required: true
+      http:
+        description:
+        - A C(http) check. An HTTP(S) request returns the expected status (and body).
+        type: dict
+        suboptions:
+          url:
+            description:
+            - http:// or https:// URL.
+            type: str
+            required: true
+          status:
+            description:
+            - Expected status code or list of codes.
+            type: raw
+            default:
+            - 200
+          body:
+            description:
+            - Regular expression the response body must match.
+            type: str
+          method:
+            description:
+            - Request method.
+            type: str
+            default: GET
+            choices:
+            - GET
+            - HEAD
+            - POST
+            - PUT
+            - DELETE
+            - OPTIONS
+            - PATCH
+          headers:
+            description:
+            - Request headers; values are secrets and never shown.
+            type: dict
+          follow_redirects:
+            description:
+            - Follow up to 5 redirects.
+            type: bool
+            default: false
+          validate_certs:
+            description:
+            - Verify the server certificate for https.
+            type: bool
+            default: true
+# END generated check options
+notes:
+  - The whole spec runs in one module execution per host, never one task per check.
+  - Timeouts are per attempt and always enforced; a call that cannot be interrupted (a
+    resolver that never answers) is abandoned and reported as V(timeout).
+seealso:
+  - module: smokegate.core.release
+"""
+
+EXAMPLES = r"""
+- name: Check the environment the app needs
+  smokegate.core.smoke:
+    checks:
+      - name: root filesystem
+        mount: {path: /, options: [rw]}
+      - name: free space
+        disk: {path: /, min_free: 100MiB, min_free_percent: 1}
+      - name: python
+        binary: {name: python3, version: ">=3.8"}
+      - name: localhost resolves
+        dns: {name: localhost}
+
+- name: Report only, never fail
+  smokegate.core.smoke:
+    fail_on: never
+    checks:
+      - name: search path
+        env: {name: PATH, pattern: /usr/bin}
+      - name: ssh port
+        tcp: {host: 127.0.0.1, port: 22}
+        severity: warning
+        timeout: 2
+  register: smoke_result
+
+- name: Show the failed checks
+  ansible.builtin.debug:
+    msg: "{{ smoke_result.smoke.results | rejectattr('status', 'equalto', 'pass') | map(attribute='name') | list }}"
+"""
+
+RETURN = r"""
+smoke:
+  description: The smoke report of this host.
+  returned: always
+  type: dict
+  contains:
+    host:
+      description: The inventory name of the host.
+      type: str
+      sample: web1
+    ok:
+      description: False when any critical check is not V(pass) or V(skipped).
+      type: bool
+      sample: false
+    duration_ms:
+      description: Wall time of the whole run in milliseconds.
+      type: float
+      sample: 41.2
+    summary:
+      description: Counts of checks by status.
+      type: dict
+      sample: {"total": 7, "passed": 5, "failed": 1, "errors": 1, "timeouts": 0, "skipped": 0}
+    results:
+      description: One entry per check, in spec order.
+      type: list
+      elements: dict
+      sample:
+        - name: free space
+          type: disk
+          severity: critical
+          status: fail
+          message: 1.2 GiB free on /srv, need 2 GiB
+          duration_ms: 0.4
+          attempts: 1
+failed_checks:
+  description: Names of the critical checks that did not pass.
+  returned: always
+  type: list
+  elements: str
+  sample: ["free space"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.smokegate.core.plugins.module_utils.argspec import smoke_argument_spec
+from ansible_collections.smokegate.core.plugins.module_utils.report import failed_checks
+from ansible_collections.smokegate.core.plugins.module_utils.runner import run_checks
+from ansible_collections.smokegate.core.plugins.module_utils.spec import SpecError, parse_spec
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=smoke_argument_spec(),
+        required_one_of=[("checks", "checks_file")],
+        mutually_exclusive=[("checks", "checks_file")],
+        supports_check_mode=True,
+    )
+    if module.params["checks"] is None:
+        module.fail_json(
+            msg="checks_file is read on the controller by the action plugin; pass checks to the module"
+        )
+    try:
+        checks = parse_spec(module.params["checks"])
+    except SpecError as exc:
+        module.fail_json(msg="invalid smoke spec:\n" + "\n".join(exc.errors), errors=exc.errors)
+    report = run_checks(checks, check_mode=module.check_mode)
+    failed = failed_checks(report)
+    result = {"changed": False, "smoke": report, "failed_checks": failed}
+    if failed and module.params["fail_on"] == "critical":
+        details = "; ".join(
+            "%s: %s" % (item["name"], item["message"])
+            for item in report["results"]
+            if item["name"] in failed
+        )
+        module.fail_json(msg="smoke checks failed: %s" % details, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
