@@ -494,7 +494,7 @@ class DeployRoot:
         os.makedirs(self.state_dir, exist_ok=True)
         record = {
             "holder": holder,
-            "pid": pid if pid is not None else os.getpid(),
+            "pid": pid,  # the deploying process on the controller, when the caller knows it
             "host": socket.gethostname(),
             "since": utc_now(),
             "release": release,

@@ -70,6 +70,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _numeric(value: Any) -> Any:
+    # Templated values arrive as strings ("{{ app_port }}" -> "8080"): read them as numbers.
+    if isinstance(value, str):
+        try:
+            return int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("expected a non-empty string")
@@ -100,30 +110,35 @@ def _bool(value: Any) -> bool:
 
 
 def _percent(value: Any) -> float:
+    value = _numeric(value)
     if not _is_number(value) or not 0 <= value <= 100:
         raise ValueError("expected a percentage from 0 to 100")
     return float(value)
 
 
 def _port(value: Any) -> int:
+    value = _numeric(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
         raise ValueError("expected a port number from 1 to 65535")
     return value
 
 
 def _positive(value: Any) -> float:
+    value = _numeric(value)
     if not _is_number(value) or value <= 0:
         raise ValueError("expected a number of seconds greater than 0")
     return float(value)
 
 
 def _delay(value: Any) -> float:
+    value = _numeric(value)
     if not _is_number(value) or value < 0:
         raise ValueError("expected a number of seconds, 0 or more")
     return float(value)
 
 
 def _count(value: Any) -> int:
+    value = _numeric(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError("expected a whole number, 0 or more")
     return value

@@ -1,0 +1,114 @@
+# Copyright: smokegate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: smoke_report
+type: aggregate
+short_description: A table of smoke results per play, and optional JUnit and JSON files
+version_added: 0.1.0
+description:
+  - Collects the report of every M(smokegate.core.smoke) task and, at the end of each play,
+    prints a table of the hosts and their failed checks.
+  - Optionally writes every collected report as JUnit XML and as JSON when the run ends.
+requirements:
+  - enable it with C(callbacks_enabled = smokegate.core.smoke_report) in C(ansible.cfg)
+    or C(ANSIBLE_CALLBACKS_ENABLED=smokegate.core.smoke_report)
+options:
+  junit_file:
+    description: Write the reports of the run as JUnit XML to this path.
+    type: path
+    env:
+      - name: SMOKEGATE_REPORT_JUNIT
+    ini:
+      - section: smokegate_smoke_report
+        key: junit_file
+  json_file:
+    description: Write the reports of the run as JSON to this path.
+    type: path
+    env:
+      - name: SMOKEGATE_REPORT_JSON
+    ini:
+      - section: smokegate_smoke_report
+        key: json_file
+"""
+
+import json
+
+from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.smokegate.core.plugins.module_utils.report import (
+    failed_checks,
+    render_junit,
+)
+
+SMOKE_ACTIONS = ("smokegate.core.smoke", "smoke")
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "smokegate.core.smoke_report"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._play = ""
+        self._play_reports: dict = {}
+        self._all_reports: list = []
+
+    def _collect(self, result) -> None:  # type: ignore[no-untyped-def]
+        if result._task.action not in SMOKE_ACTIONS:
+            return
+        report = result._result.get("smoke")
+        if isinstance(report, dict):
+            # The last smoke run of a host in a play is the one that decided it.
+            self._play_reports[result._host.get_name()] = report
+            self._all_reports.append(dict(report, play=self._play, task=result._task.get_name()))
+
+    v2_runner_on_ok = _collect
+
+    def v2_runner_on_failed(self, result, ignore_errors=False) -> None:  # type: ignore[no-untyped-def]
+        self._collect(result)
+
+    def _print_table(self) -> None:
+        if not self._play_reports:
+            return
+        width = max(len(host) for host in self._play_reports)
+        lines = ["", "SMOKE REPORT (%s)" % self._play]
+        for host, report in sorted(self._play_reports.items()):
+            summary = report["summary"]
+            verdict = "ok" if report["ok"] else "FAILED"
+            failed = failed_checks(report)
+            detail = "; ".join(
+                "%s: %s" % (item["name"], item["message"])
+                for item in report["results"]
+                if item["name"] in failed
+            )
+            lines.append(
+                "  %s  %-6s %d/%d passed%s"
+                % (
+                    host.ljust(width),
+                    verdict,
+                    summary["passed"],
+                    summary["total"],
+                    "  " + detail if detail else "",
+                )
+            )
+        self._display.display("\n".join(lines))
+        self._play_reports = {}
+
+    def v2_playbook_on_play_start(self, play) -> None:  # type: ignore[no-untyped-def]
+        self._print_table()
+        self._play = play.get_name().strip()
+
+    def v2_playbook_on_stats(self, stats) -> None:  # type: ignore[no-untyped-def]
+        self._print_table()
+        junit_file, json_file = self.get_option("junit_file"), self.get_option("json_file")
+        if junit_file:
+            with open(junit_file, "w") as handle:
+                handle.write(render_junit(self._all_reports))
+        if json_file:
+            with open(json_file, "w") as handle:
+                json.dump({"reports": self._all_reports}, handle, indent=2)
