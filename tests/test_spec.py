@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
+
 from ansible_collections.smokegate.core.plugins.module_utils.units import (
     VersionSpec,
     format_size,
     parse_size,
 )
-from conftest import run_cli
-
 from smokegate.engine import spec
 
 

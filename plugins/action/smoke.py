@@ -10,6 +10,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+
 from ansible_collections.smokegate.core.plugins.module_utils.spec import SpecError, parse_spec
 
 

@@ -168,6 +168,7 @@ abandoned:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.smokegate.core.plugins.module_utils.releases import (
     DeployRoot,
     LockHeld,

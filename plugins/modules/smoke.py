@@ -356,6 +356,7 @@ failed_checks:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.smokegate.core.plugins.module_utils.argspec import smoke_argument_spec
 from ansible_collections.smokegate.core.plugins.module_utils.report import failed_checks
 from ansible_collections.smokegate.core.plugins.module_utils.runner import run_checks
