@@ -1,0 +1,136 @@
+"""A fleet of local-connection hosts with their own deploy roots, driven by ansible-playbook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# The spec every fleet test uses: the release itself says which hosts it works on
+# (health.env inside the artifact), so a release can be made to fail on chosen hosts.
+HEALTH_SPEC = {
+    "checks": [
+        {"name": "root space", "disk": {"path": "{{ smokegate_deploy_root }}", "min_free": "1M"}},
+        {
+            "name": "release healthy here",
+            "env": {
+                "name": "{{ inventory_hostname | upper }}_OK",
+                "file": "{{ smokegate_deploy_root }}/current/health.env",
+            },
+        },
+    ]
+}
+
+
+class Fleet:
+    """Hosts web1..webN: ``ansible_connection: local``, roots under ``<dir>/hosts/<name>``."""
+
+    def __init__(
+        self, directory: Path, count: int = 3, host_vars: dict[str, dict] | None = None
+    ) -> None:
+        self.dir = directory
+        self.hosts = ["web%d" % index for index in range(1, count + 1)]
+        self.inventory = directory / "inventory.yml"
+        self.spec_file = directory / "smoke.yml"
+        self.spec_file.write_text(yaml.safe_dump(HEALTH_SPEC, sort_keys=False))
+        inventory = {
+            "all": {
+                "vars": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": sys.executable,
+                    "fleet_dir": str(directory),
+                    "smokegate_deploy_root": "{{ fleet_dir }}/hosts/{{ inventory_hostname }}",
+                },
+                "hosts": {host: dict((host_vars or {}).get(host, {})) for host in self.hosts},
+            }
+        }
+        self.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
+
+    def artifact(self, name: str, healthy_on: list[str] | None = None) -> Path:
+        """A .tar.gz release that passes the health check on ``healthy_on`` (default all)."""
+        hosts = self.hosts if healthy_on is None else healthy_on
+        files = {
+            "VERSION": name + "\n",
+            "health.env": "".join("%s_OK=yes\n" % host.upper() for host in hosts),
+        }
+        path = self.dir / ("%s.tar.gz" % name)
+        with tarfile.open(path, "w:gz") as archive:
+            for member, content in files.items():
+                data = content.encode()
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                info.mtime = int(time.time())
+                archive.addfile(info, BytesIO(data))
+        return path
+
+    def playbook(
+        self, name: str, env: dict[str, str] | None = None, **extra_vars: Any
+    ) -> subprocess.CompletedProcess:
+        """Run ``ansible-playbook smokegate.core.<name>`` with extra vars (as JSON)."""
+        vars_file = self.dir / ("vars-%d.json" % time.monotonic_ns())
+        vars_file.write_text(json.dumps(extra_vars))
+        completed = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("ansible-playbook")),
+                "smokegate.core.%s" % name,
+                "-i",
+                str(self.inventory),
+                "-e",
+                "@%s" % vars_file,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={
+                **os.environ,
+                "ANSIBLE_DEPRECATION_WARNINGS": "false",
+                "ANSIBLE_NOCOLOR": "1",
+                **(env or {}),
+            },
+        )
+        completed.output = completed.stdout + completed.stderr  # type: ignore[attr-defined]
+        return completed
+
+    def deploy(
+        self, release: str, healthy_on: list[str] | None = None, **extra_vars: Any
+    ) -> subprocess.CompletedProcess:
+        settings = {
+            "smokegate_release": release,
+            "smokegate_artifact": str(self.artifact(release, healthy_on)),
+            "smokegate_checks_file": str(self.spec_file),
+        }
+        settings.update(extra_vars)
+        return self.playbook("rolling_deploy", **settings)
+
+    def root(self, host: str) -> Path:
+        return self.dir / "hosts" / host
+
+    def current(self, host: str) -> str | None:
+        link = self.root(host) / "current"
+        return os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+
+    def ledger(self, host: str) -> dict:
+        path = self.root(host) / ".smokegate" / "ledger.json"
+        return json.loads(path.read_text()) if path.exists() else {"releases": {}}
+
+    def state(self, host: str, release: str) -> str | None:
+        return self.ledger(host)["releases"].get(release, {}).get("state")
+
+    def releases_on_disk(self, host: str) -> list[str]:
+        directory = self.root(host) / "releases"
+        return (
+            sorted(name for name in os.listdir(directory) if not name.startswith("."))
+            if directory.exists()
+            else []
+        )
+
+    def locked(self, host: str) -> bool:
+        return (self.root(host) / ".smokegate" / "lock").exists()

@@ -1,0 +1,217 @@
+"""smokegate.core.rolling_deploy and smokegate.core.rollback on local-connection hosts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fleet import Fleet
+
+from ansible_collections.smokegate.core.plugins.module_utils.releases import DeployRoot
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host."""
+    counters = {}
+    for host, rest in re.findall(r"^(web\d+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
+        counters[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", rest)}
+    return counters
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Fleet:
+    return Fleet(tmp_path)
+
+
+def test_success_everywhere(fleet: Fleet):
+    run = fleet.deploy("v1")
+    assert run.returncode == 0, run.output
+    assert "release v1 is live on web1, web2, web3" in run.output
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1"
+        assert fleet.state(host, "v1") == "good"
+        assert not fleet.locked(host)
+        assert not list((fleet.root(host) / ".smokegate").glob("upload-*"))  # artifact cleaned up
+
+
+def test_failure_in_the_last_batch_rolls_back_every_batch(fleet: Fleet):
+    assert fleet.deploy("v1").returncode == 0
+    run = fleet.deploy("v2", healthy_on=["web1", "web2"])  # batches: web1 | web2 | web3
+    assert run.returncode != 0
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1", host
+        assert fleet.state(host, "v2") == "failed", host
+        assert fleet.state(host, "v1") == "good", host
+        assert not fleet.locked(host), host
+    assert (
+        "FAILED web3: smoke checks failed: release healthy here: WEB3_OK is not set in"
+        in run.output
+    )
+    for host in fleet.hosts:
+        assert "ROLLED BACK %s: now on v1; verification passed" % host in run.output
+
+
+def test_failure_in_the_canary_touches_only_the_canary(fleet: Fleet):
+    assert fleet.deploy("v1").returncode == 0
+    run = fleet.deploy("v2", healthy_on=["web2", "web3"])
+    assert run.returncode != 0
+    assert fleet.current("web1") == "v1"
+    assert fleet.state("web1", "v2") == "failed"
+    for host in ("web2", "web3"):
+        assert fleet.current(host) == "v1"
+        assert fleet.releases_on_disk(host) == ["v1"]
+        assert "v2" not in fleet.ledger(host)["releases"]
+        assert "UNTOUCHED %s: never received v2" % host in run.output
+
+
+def test_first_deploy_that_fails_removes_current(fleet: Fleet):
+    run = fleet.deploy("v1", healthy_on=["web1", "web2"])
+    assert run.returncode != 0
+    for host in fleet.hosts:
+        assert fleet.current(host) is None, host
+        assert not (fleet.root(host) / "current").exists()
+    assert fleet.state("web3", "v1") == "failed"
+    assert "ROLLED BACK web1: now on no release (current removed)" in run.output
+
+
+def test_a_failed_task_that_is_not_a_check_rolls_back(tmp_path: Path):
+    restarts = {"web1": "true", "web2": "echo restart broke >&2; exit 3", "web3": "true"}
+    fleet = Fleet(
+        tmp_path,
+        host_vars={
+            host: {"smokegate_restart_command": command} for host, command in restarts.items()
+        },
+    )
+    run = fleet.deploy("v1", smokegate_serial=[1, 1, 1])
+    assert run.returncode != 0
+    assert "FAILED web2:" in run.output and "non-zero return code" in run.output
+    assert fleet.current("web1") is None and fleet.current("web2") is None  # back to no release
+    assert fleet.state("web1", "v1") == "failed" and fleet.state("web2", "v1") == "failed"
+    assert fleet.releases_on_disk("web3") == []
+
+
+def test_a_host_that_becomes_unreachable_mid_deploy_halts_and_rolls_back(
+    tmp_path: Path, closed_port: int
+):
+    # web2's connection is read from a file on the controller: "local" until the canary's
+    # after-verify hook switches it to SSH on a closed port, so web2 drops out mid-run.
+    connection_file = tmp_path / "web2-connection"
+    connection_file.write_text("local")
+    hook = tmp_path / "cut_web2.yml"
+    hook.write_text(
+        "- name: Cut web2 off\n"
+        "  ansible.builtin.copy: {content: ssh, dest: '%s', mode: '0644'}\n"
+        "  when: inventory_hostname == 'web1'\n" % connection_file
+    )
+    fleet = Fleet(
+        tmp_path,
+        host_vars={
+            "web2": {
+                "ansible_connection": "{{ lookup('ansible.builtin.file', '%s') }}"
+                % connection_file,
+                "ansible_host": "127.0.0.1",
+                "ansible_port": closed_port,
+            }
+        },
+    )
+    assert fleet.deploy("v1").returncode == 0
+    connection_file.write_text("local")
+    run = fleet.deploy(
+        "v2", smokegate_after_verify_tasks_file=str(hook), smokegate_serial=[1, 1, 1]
+    )
+    assert run.returncode != 0
+    assert fleet.current("web1") == "v1"
+    assert fleet.state("web1", "v2") == "failed"
+    assert "UNREACHABLE web2" in run.output
+    assert fleet.current("web2") == "v1"  # never switched: its lock failed to even connect
+    assert fleet.releases_on_disk("web3") == ["v1"]  # the batch after never started
+
+
+def test_a_malformed_spec_is_refused_before_any_host_changes(fleet: Fleet):
+    fleet.spec_file.write_text("checks:\n  - name: free space\n    disk: {path: /, min_fre: 1G}\n")
+    run = fleet.deploy("v1")
+    assert run.returncode != 0
+    assert "disk.min_fre is not a known field; did you mean min_free?" in run.output
+    for host in fleet.hosts:
+        assert not fleet.root(host).exists(), host
+
+
+def test_warning_failures_do_not_roll_back(fleet: Fleet):
+    fleet.spec_file.write_text(
+        "checks:\n"
+        "  - name: optional feature\n"
+        "    env: {name: 'FEATURE_{{ inventory_hostname | upper }}', file: '{{ smokegate_deploy_root }}/current/health.env'}\n"
+        "    severity: warning\n"
+    )
+    run = fleet.deploy("v1")
+    assert run.returncode == 0, run.output
+    assert all(fleet.current(host) == "v1" for host in fleet.hosts)
+
+
+def test_a_held_lock_refuses_a_second_deploy_and_names_the_holder(fleet: Fleet):
+    assert fleet.deploy("v1").returncode == 0
+    DeployRoot(str(fleet.root("web2"))).lock("other-run", holder="alice@ci7", pid=4242)
+    run = fleet.deploy("v2")
+    assert run.returncode != 0
+    assert "held by alice@ci7 (pid 4242" in run.output and "release other-run" in run.output
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1"
+        assert fleet.releases_on_disk(host) == ["v1"]
+    assert fleet.locked("web2")  # the other run's lock is not ours to remove
+    assert not fleet.locked("web1") and not fleet.locked("web3")
+
+
+def test_explicit_rollback_converges_and_a_rerun_changes_nothing(fleet: Fleet):
+    assert fleet.deploy("v1").returncode == 0
+    assert fleet.deploy("v2").returncode == 0
+    settings = {"smokegate_rollback_to": "v1", "smokegate_checks_file": str(fleet.spec_file)}
+    first = fleet.playbook("rollback", **settings)
+    assert first.returncode == 0, first.output
+    assert all(
+        fleet.current(host) == "v1" and fleet.state(host, "v2") == "failed" for host in fleet.hosts
+    )
+    second = fleet.playbook("rollback", **settings)
+    assert second.returncode == 0, second.output
+    assert {
+        host: counters["changed"] for host, counters in recap(second.output).items()
+    } == dict.fromkeys(fleet.hosts, 0)
+
+
+def test_rollback_without_target_goes_to_the_recorded_previous_release(fleet: Fleet):
+    for release in ("v1", "v2", "v3"):
+        assert fleet.deploy(release).returncode == 0
+    run = fleet.playbook("rollback", smokegate_checks_file=str(fleet.spec_file))
+    assert run.returncode == 0, run.output
+    assert all(fleet.current(host) == "v2" for host in fleet.hosts)
+
+
+def test_smoke_playbook_reports_and_fails_on_a_critical_check(fleet: Fleet):
+    assert fleet.deploy("v1").returncode == 0
+    (fleet.root("web3") / "current" / "health.env").write_text("SOMETHING_ELSE=1\n")
+    run = fleet.playbook("smoke", smokegate_checks_file=str(fleet.spec_file))
+    assert run.returncode != 0
+    assert "fatal: [web3]: FAILED!" in run.output and "WEB3_OK is not set" in run.output
+    assert recap(run.output)["web1"]["failed"] == 0
+
+
+def test_the_callback_writes_junit_and_json(fleet: Fleet, tmp_path: Path):
+    import json
+    import xml.etree.ElementTree as ET
+
+    junit, report = tmp_path / "smoke.xml", tmp_path / "smoke.json"
+    run = fleet.playbook(
+        "smoke",
+        env={
+            "ANSIBLE_CALLBACKS_ENABLED": "smokegate.core.smoke_report",
+            "SMOKEGATE_REPORT_JUNIT": str(junit),
+            "SMOKEGATE_REPORT_JSON": str(report),
+        },
+        smokegate_checks=[{"name": "root", "disk": {"path": "/", "min_free": 1}}],
+    )
+    assert run.returncode == 0, run.output
+    assert "SMOKE REPORT (Smokegate | smoke checks)" in run.output
+    assert len(ET.parse(junit).getroot().findall("testsuite")) == 3
+    assert {entry["host"] for entry in json.loads(report.read_text())["reports"]} == set(
+        fleet.hosts
+    )
