@@ -9,7 +9,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import SECRET_HEADER, run_cli, smokegate_executable
+from conftest import REPO, SECRET_HEADER, run_cli, smokegate_executable
 
 from smokegate import __version__
 
@@ -24,6 +24,12 @@ def test_version_and_help_show_an_example_spec():
     assert "example spec (smoke.yml):" in completed.stdout
     assert "disk: {path: /srv, min_free: 2GiB" in completed.stdout
     assert run_cli().returncode == 2  # no command: usage
+
+
+def test_the_example_spec_passes_on_this_machine():
+    completed = run_cli("check", "-f", str(REPO / "examples" / "smoke.yml"))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "PASS  python" in completed.stdout
 
 
 def test_exit_0_when_ok_1_when_a_critical_check_fails(write_spec, closed_port: int):

@@ -89,15 +89,17 @@ def render_human(reports: List[Report], color: bool = False) -> str:
                     _duration(result["duration_ms"]),
                 )
             )
+        tags = [label(result) for result in results]
         problems = [
-            "%d %s" % (summary[key], word)
-            for key, word in (
-                ("failed", "failed"),
-                ("errors", "errors"),
-                ("timeouts", "timed out"),
-                ("skipped", "skipped"),
+            "%d %s" % (tags.count(tag), word)
+            for tag, word in (
+                ("FAIL", "failed"),
+                ("ERROR", "errors"),
+                ("TIMEOUT", "timed out"),
+                ("WARN", "warnings"),
+                ("SKIP", "skipped"),
             )
-            if summary[key]
+            if tag in tags
         ]
         if problems:
             lines.append("  " + ", ".join(problems))
