@@ -65,6 +65,22 @@ def test_failure_in_the_canary_touches_only_the_canary(fleet: Fleet):
         assert "UNTOUCHED %s: never received v2" % host in run.output
 
 
+def test_rollback_scope_failed_keeps_the_hosts_that_passed(fleet: Fleet):
+    assert fleet.deploy("v1").returncode == 0
+    run = fleet.deploy(
+        "v2",
+        healthy_on=["web1", "web3"],
+        smokegate_serial=[1, 1, 1],
+        smokegate_rollback_scope="failed",
+    )
+    assert run.returncode != 0
+    assert fleet.current("web1") == "v2" and fleet.state("web1", "v2") == "good"
+    assert "KEPT web1: stays on v2" in run.output
+    assert fleet.current("web2") == "v1" and fleet.state("web2", "v2") == "failed"
+    assert fleet.releases_on_disk("web3") == ["v1"]
+    assert not any(fleet.locked(host) for host in fleet.hosts)
+
+
 def test_first_deploy_that_fails_removes_current(fleet: Fleet):
     run = fleet.deploy("v1", healthy_on=["web1", "web2"])
     assert run.returncode != 0
