@@ -147,3 +147,23 @@ def listening_port() -> Iterator[int]:
 
 def needs_root(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(os.geteuid() != 0, reason="needs root: %s" % reason)
+
+
+LAB_TOOL = REPO / "tests" / "lab" / "lab"
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Four real SSH hosts in network namespaces (tests/lab/lab), up for the whole session."""
+    if os.geteuid() != 0:
+        pytest.skip("the SSH lab needs root (network namespaces, bridges, mounts); CI runs as root")
+    directory = tmp_path_factory.mktemp("lab")
+    subprocess.run(
+        [str(LAB_TOOL), "up", "4", str(directory)], check=True, capture_output=True, text=True
+    )
+    yield directory
+    subprocess.run([str(LAB_TOOL), "down", str(directory)], check=False, capture_output=True)
+
+
+def lab_command(*args: str) -> None:
+    subprocess.run([str(LAB_TOOL), *args], check=True, capture_output=True, text=True)

@@ -33,6 +33,12 @@ HEALTH_SPEC = {
 class Fleet:
     """Hosts web1..webN: ``ansible_connection: local``, roots under ``<dir>/hosts/<name>``."""
 
+    ansible_env = {
+        "ANSIBLE_DEPRECATION_WARNINGS": "false",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PIPELINING": "1",
+    }
+
     def __init__(
         self, directory: Path, count: int = 3, host_vars: dict[str, dict] | None = None
     ) -> None:
@@ -71,44 +77,51 @@ class Fleet:
                 archive.addfile(info, BytesIO(data))
         return path
 
-    def playbook(
-        self, name: str, env: dict[str, str] | None = None, **extra_vars: Any
-    ) -> subprocess.CompletedProcess:
-        """Run ``ansible-playbook smokegate.core.<name>`` with extra vars (as JSON)."""
+    def command(self, name: str, extra_vars: dict[str, Any], *options: str) -> list[str]:
+        """The ``ansible-playbook smokegate.core.<name>`` command line, extra vars as JSON."""
         vars_file = self.dir / ("vars-%d.json" % time.monotonic_ns())
         vars_file.write_text(json.dumps(extra_vars))
+        return [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "smokegate.core.%s" % name,
+            "-i",
+            str(self.inventory),
+            "-e",
+            "@%s" % vars_file,
+            *options,
+        ]
+
+    def playbook(
+        self, name: str, *options: str, env: dict[str, str] | None = None, **extra_vars: Any
+    ) -> subprocess.CompletedProcess:
+        """Run ``ansible-playbook smokegate.core.<name>`` with extra vars."""
         completed = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("ansible-playbook")),
-                "smokegate.core.%s" % name,
-                "-i",
-                str(self.inventory),
-                "-e",
-                "@%s" % vars_file,
-            ],
+            self.command(name, extra_vars, *options),
             capture_output=True,
             text=True,
             timeout=600,
-            env={
-                **os.environ,
-                "ANSIBLE_DEPRECATION_WARNINGS": "false",
-                "ANSIBLE_NOCOLOR": "1",
-                **(env or {}),
-            },
+            env={**os.environ, **self.ansible_env, **(env or {})},
         )
         completed.output = completed.stdout + completed.stderr  # type: ignore[attr-defined]
         return completed
 
-    def deploy(
+    def deploy_vars(
         self, release: str, healthy_on: list[str] | None = None, **extra_vars: Any
-    ) -> subprocess.CompletedProcess:
+    ) -> dict[str, Any]:
         settings = {
             "smokegate_release": release,
             "smokegate_artifact": str(self.artifact(release, healthy_on)),
             "smokegate_checks_file": str(self.spec_file),
         }
         settings.update(extra_vars)
-        return self.playbook("rolling_deploy", **settings)
+        return settings
+
+    def deploy(
+        self, release: str, healthy_on: list[str] | None = None, **extra_vars: Any
+    ) -> subprocess.CompletedProcess:
+        return self.playbook(
+            "rolling_deploy", **self.deploy_vars(release, healthy_on, **extra_vars)
+        )
 
     def root(self, host: str) -> Path:
         return self.dir / "hosts" / host
@@ -134,3 +147,50 @@ class Fleet:
 
     def locked(self, host: str) -> bool:
         return (self.root(host) / ".smokegate" / "lock").exists()
+
+
+class LabFleet(Fleet):
+    """The lab's SSH hosts (tests/lab/lab), deploying to /srv/app on each."""
+
+    def __init__(
+        self, directory: Path, lab_dir: Path, host_vars: dict[str, dict] | None = None
+    ) -> None:
+        self.dir = directory
+        self.lab_dir = lab_dir
+        self.lab_hosts = json.loads((lab_dir / "hosts.json").read_text())
+        self.hosts = [host["name"] for host in self.lab_hosts]
+        self.inventory = directory / "inventory.yml"
+        self.spec_file = directory / "smoke.yml"
+        self.spec_file.write_text(yaml.safe_dump(HEALTH_SPEC, sort_keys=False))
+        key = str(lab_dir / "id_ed25519")
+        hosts = {}
+        for host in self.lab_hosts:
+            hosts[host["name"]] = {
+                "ansible_host": host["address"],
+                **(host_vars or {}).get(host["name"], {}),
+            }
+        inventory = {
+            "all": {
+                "vars": {
+                    "ansible_user": "root",
+                    "ansible_ssh_private_key_file": key,
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5",
+                    "smokegate_deploy_root": "/srv/app",
+                },
+                "hosts": hosts,
+            }
+        }
+        self.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
+
+    def root(self, host: str) -> Path:
+        return (
+            Path(next(entry["root"] for entry in self.lab_hosts if entry["name"] == host))
+            / "srv"
+            / "app"
+        )
+
+    def ssh_sessions(self, host: str) -> int:
+        root = Path(next(entry["root"] for entry in self.lab_hosts if entry["name"] == host))
+        log = root / "sshd.log"
+        return log.read_text().count("Accepted publickey") if log.exists() else 0
