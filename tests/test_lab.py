@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -249,3 +250,38 @@ def test_secrets_stay_out_of_verbose_output(fleet: LabFleet):
     assert "does not match ^mysql:// (value hidden)" in run.output
     assert env_secret not in run.output
     assert SECRET_HEADER not in run.output
+
+
+def test_a_second_lab_does_not_collide_and_down_is_idempotent(lab: Path, tmp_path: Path):
+    other = tmp_path / "other-lab"
+    lab_command("up", "1", str(other))
+    try:
+        first = json.loads((lab / "hosts.json").read_text())
+        second = json.loads((other / "hosts.json").read_text())
+        tag = json.loads((other / "lab.json").read_text())["tag"]
+        assert first[0]["address"].rsplit(".", 1)[0] != second[0]["address"].rsplit(".", 1)[0]
+        probe = subprocess.run(
+            ["ssh", "-F", str(other / "ssh_config"), "web1", "hostname; ls /srv"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert probe.stdout.split() == ["web1"]  # its own, empty /srv
+        fab = Path(sys.executable).with_name("fab")
+        completed = subprocess.run(
+            [str(fab), "-S", str(other / "ssh_config"), "-H", "web1", "--", "hostname"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert completed.stdout.strip() == "web1", completed.stderr
+    finally:
+        lab_command("down", str(other))
+    lab_command("down", str(other))  # again: nothing left, no error
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    names = [line.split(": ")[1].split("@")[0] for line in links.splitlines()]
+    assert not [name for name in names if name.startswith(tag)]
+    assert (
+        tag + "-web1"
+        not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    )
