@@ -24,7 +24,6 @@ from typing import Any, Callable, Dict, List, NamedTuple
 from .units import format_percent, format_size
 
 PASS, FAIL, ERROR, TIMEOUT, SKIPPED = "pass", "fail", "error", "timeout", "skipped"
-STATUSES = (PASS, FAIL, ERROR, TIMEOUT, SKIPPED)
 
 # The leading group of dotted numbers, as most tools print their version.
 DEFAULT_VERSION_RE = re.compile(r"\d+(?:\.\d+)+[\w.+-]*|\d+")

@@ -47,7 +47,6 @@ from typing import Any, Dict, List, Optional
 
 LEDGER_FORMAT = 1
 MAX_EVENTS = 500
-STATES = ("staged", "deployed", "good", "failed")
 
 
 class ReleaseError(Exception):
