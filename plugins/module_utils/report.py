@@ -61,6 +61,11 @@ def failed_checks(report: Report) -> List[str]:
 def render_human(reports: List[Report], color: bool = False) -> str:
     lines = []
     for report in reports:
+        if report.get("error"):  # the host could not run the checks at all
+            lines.append(
+                "%s: %s, %s" % (report["host"], _paint("NOT RUN", "1;31", color), report["error"])
+            )
+            continue
         summary = report["summary"]
         verdict = _paint(
             "OK" if report["ok"] else "FAILED", "32" if report["ok"] else "1;31", color
@@ -114,7 +119,8 @@ def render_human(reports: List[Report], color: bool = False) -> str:
                 len(reports),
                 "; failing: "
                 + ", ".join(
-                    "%s (%s)" % (report["host"], ", ".join(failed_checks(report)))
+                    "%s (%s)"
+                    % (report["host"], report.get("error") or ", ".join(failed_checks(report)))
                     for report in failing
                 )
                 if failing

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.smokegate.core.plugins.module_utils import probes, report, runner, spec
+from ansible_collections.smokegate.core.plugins.module_utils import (
+    probes,
+    releases,
+    report,
+    runner,
+    spec,
+)
 
 ENGINE_DIR = os.path.dirname(spec.__file__)
 
-__all__ = ["ENGINE_DIR", "probes", "report", "runner", "spec"]
+__all__ = ["ENGINE_DIR", "probes", "releases", "report", "runner", "spec"]

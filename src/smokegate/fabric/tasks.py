@@ -1,0 +1,315 @@
+"""Fabric tasks: ``fab smoke``, ``deploy``, ``rollback`` and ``releases``.
+
+Use them from the repository's fabfile, or import them into your own::
+
+    # fabfile.py
+    from smokegate.fabric.tasks import deploy, releases, rollback, smoke  # noqa: F401
+
+and select the fleet executor in a ``fabric.yaml`` beside it, so that a deploy is one
+rolling deploy across the whole ``-H`` list and a smoke run covers every host at once::
+
+    tasks:
+      executor_class: smokegate.fabric.executor.FleetExecutor
+
+Exit codes: 0 ok; 1 a host failed, was unreachable, or a deploy was rolled back;
+2 bad options or spec (no host was touched).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tarfile
+import time
+from typing import Any
+
+from fabric import Connection
+from invoke import Exit
+
+from smokegate import remote, rollout
+from smokegate.engine import releases as release_dirs
+from smokegate.engine import report, spec
+from smokegate.fabric.executor import fleet_task
+from smokegate.specfile import SpecFileError, read_document
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+FORMATS = ("human", "json", "junit")
+EXECUTOR_HINT = (
+    "add 'tasks: {executor_class: smokegate.fabric.executor.FleetExecutor}' "
+    "to the fabric.yaml beside your fabfile"
+)
+
+COMMON_HELP = {
+    "sudo": "run the engine with sudo on the hosts (a password comes from "
+    "--prompt-for-sudo-password)",
+    "python": "Python 3.8+ on the hosts (default: python3)",
+}
+
+
+def _usage(message: str) -> Exit:
+    return Exit("smokegate: %s" % message, code=EXIT_USAGE)
+
+
+def _hosts(c: Any, sudo: bool, python: str, task: str) -> list[remote.RemoteHost]:
+    if isinstance(c, Connection):  # called per host by Fabric's own executor
+        connections = [c]
+        if c.connect_timeout is None:
+            c.connect_timeout = remote.DEFAULT_CONNECT_TIMEOUT
+    else:
+        hosts = getattr(c, "smokegate_hosts", None)
+        if not hosts:
+            raise _usage("%s: no hosts; give them with -H host1,host2" % task)
+        connections = [remote.connect(host, c.config) for host in hosts]
+    return [remote.RemoteHost(connection, sudo=sudo, python=python) for connection in connections]
+
+
+def _close(hosts: list[remote.RemoteHost]) -> None:
+    for host in hosts:
+        host.close()
+
+
+def _load_spec(path: str) -> tuple[Any, list[spec.Check]]:
+    """The spec document and its checks, validated here before any host is touched."""
+    try:
+        document = read_document(path)
+        return document, spec.parse_spec(document)
+    except SpecFileError as exc:
+        raise _usage(str(exc)) from None
+    except spec.SpecError as exc:
+        raise _usage(
+            "%s is not a valid spec (no host was touched):\n  %s" % (path, "\n  ".join(exc.errors))
+        ) from None
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+@fleet_task(
+    auto_shortflags=False,
+    iterable=["only"],
+    help={
+        "checks": "the smoke spec, YAML or JSON (default: smoke.yml)",
+        "format": "report format: human (default), json or junit",
+        "only": "NAME: run only this check (repeat for more); the rest are skipped",
+        "deadline": "bound each host's run to this many seconds",
+        **COMMON_HELP,
+    },
+)
+def smoke(
+    c: Any,
+    checks: str = "smoke.yml",
+    format: str = "human",
+    only: list[str] | None = None,
+    deadline: str = "",
+    sudo: bool = False,
+    python: str = "python3",
+) -> None:
+    """Run a smoke spec on every host at once (one SSH exec each) and report.
+
+    Exits 1 when a critical check did not pass on some host or a host was unreachable.
+    """
+    if format not in FORMATS:
+        raise _usage("--format must be one of %s" % ", ".join(FORMATS))
+    document, parsed = _load_spec(checks)
+    names = {check.name for check in parsed}
+    unknown = [name for name in only or [] if name not in names]
+    if unknown:
+        raise _usage("--only: no check named %s in %s" % (", ".join(map(repr, unknown)), checks))
+    try:
+        bound = float(deadline) if deadline else None
+    except ValueError:
+        raise _usage("--deadline must be a number of seconds") from None
+    if bound is not None and bound <= 0:
+        raise _usage("--deadline must be greater than 0")
+    hosts = _hosts(c, sudo, python, "smoke")
+    try:
+        results = rollout.smoke(hosts, document, parsed, only=only, deadline=bound)
+    finally:
+        _close(hosts)
+    print(report.render(format, results, color=format == "human" and _color()))
+    if not all(result["ok"] for result in results):
+        raise Exit(code=EXIT_FAILED)
+
+
+@fleet_task(
+    auto_shortflags=False,
+    iterable=["shared"],
+    help={
+        "artifact": "a .tar.gz on this machine whose contents become the release (required)",
+        "root": "the deploy root on the hosts, such as /srv/app (required)",
+        "checks": "the smoke spec that gates every batch (required)",
+        "release": "the release id (default: a UTC timestamp, the same on every host)",
+        "serial": "batch sizes, host counts or percentages; the last one repeats "
+        "(default: 1,50%,100%: a canary first)",
+        "restart": "shell command run in the release directory after a switch",
+        "restart-timeout": "seconds the restart command may take (default: 300)",
+        "keep": "releases to keep on each host after a good deploy (default: 5)",
+        "rollback-scope": "all (default): every host that got the release; failed: "
+        "only the hosts that failed",
+        "shared": "PATH: a path in the release linked to <root>/shared (repeat for more; "
+        "a trailing / creates a missing directory)",
+        **COMMON_HELP,
+    },
+)
+def deploy(
+    c: Any,
+    artifact: str = "",
+    root: str = "",
+    checks: str = "",
+    release: str = "",
+    serial: str = "1,50%,100%",
+    restart: str = "",
+    restart_timeout: int = 300,
+    keep: int = 5,
+    rollback_scope: str = "all",
+    shared: list[str] | None = None,
+    sudo: bool = False,
+    python: str = "python3",
+) -> None:
+    """One rolling deploy across every -H host, gated by smoke checks after each batch.
+
+    Locks every host, then per batch: upload (SFTP), unpack, switch, restart, smoke.
+    When a critical check fails, a step fails, or a host drops, no further batch starts,
+    every host in the rollback scope goes back to the release it had before (restarted
+    and smoke-checked again), and the task exits 1 with a summary.
+    """
+    if isinstance(c, Connection):
+        raise _usage("deploy must see every host at once: %s" % EXECUTOR_HINT)
+    missing = [
+        flag
+        for flag, value in (("--artifact", artifact), ("--root", root), ("--checks", checks))
+        if not value
+    ]
+    if missing:
+        raise _usage("deploy needs %s" % ", ".join(missing))
+    if not os.path.isfile(artifact) or not tarfile.is_tarfile(artifact):
+        raise _usage("--artifact %s is not a .tar.gz on this machine" % artifact)
+    if rollback_scope not in ("all", "failed"):
+        raise _usage("--rollback-scope must be all or failed")
+    if int(keep) < 1:
+        raise _usage("--keep must be at least 1")
+    release = release or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    try:
+        release_dirs.DeployRoot("/").release_path(release)  # validates the id
+        batch_sizes = rollout.parse_serial(serial)
+    except (release_dirs.ReleaseError, ValueError) as exc:
+        raise _usage(str(exc)) from None
+    document, parsed = _load_spec(checks)
+    hosts = _hosts(c, sudo, python, "deploy")
+    try:
+        run = rollout.Deploy(
+            hosts=hosts,
+            root=root,
+            artifact=artifact,
+            document=document,
+            checks=parsed,
+            release=release,
+            serial=batch_sizes,
+            restart=restart or None,
+            restart_timeout=float(restart_timeout),
+            keep=int(keep),
+            scope=rollback_scope,
+            shared=shared or [],
+            out=rollout.printer(),
+        )
+        ok = run.run()
+    finally:
+        _close(hosts)
+    if not ok:
+        raise Exit(code=EXIT_FAILED)
+
+
+@fleet_task(
+    auto_shortflags=False,
+    help={
+        "root": "the deploy root on the hosts (required)",
+        "to": "switch to exactly this release; a re-run then changes nothing "
+        "(default: the release recorded before the current one)",
+        "checks": "smoke spec to verify the hosts with afterwards",
+        "restart": "shell command run in the release directory after a switch",
+        "restart-timeout": "seconds the restart command may take (default: 300)",
+        **COMMON_HELP,
+    },
+)
+def rollback(
+    c: Any,
+    root: str = "",
+    to: str = "",
+    checks: str = "",
+    restart: str = "",
+    restart_timeout: int = 300,
+    sudo: bool = False,
+    python: str = "python3",
+) -> None:
+    """Put every host back on its previous good release (from the ledger) or on --to.
+
+    The release left behind is marked failed. Restarts where something changed and
+    verifies with --checks. Exits 1 if any host could not be rolled back or verified.
+    """
+    if not root:
+        raise _usage("rollback needs --root")
+    if to:
+        try:
+            release_dirs.DeployRoot("/").release_path(to)
+        except release_dirs.ReleaseError as exc:
+            raise _usage(str(exc)) from None
+    document, parsed = _load_spec(checks) if checks else (None, None)
+    hosts = _hosts(c, sudo, python, "rollback")
+    try:
+        outcomes = rollout.rollback(
+            hosts,
+            root,
+            to=to or None,
+            restart=restart or None,
+            restart_timeout=float(restart_timeout),
+            document=document,
+            checks=parsed,
+        )
+    finally:
+        _close(hosts)
+    for outcome in outcomes:
+        print("%s %s: %s" % (outcome.title(), outcome.host, outcome.describe()))
+    if not all(outcome.ok for outcome in outcomes):
+        raise Exit(code=EXIT_FAILED)
+
+
+@fleet_task(
+    auto_shortflags=False,
+    help={
+        "root": "the deploy root on the hosts (required)",
+        "format": "human (a table, default) or json",
+        **COMMON_HELP,
+    },
+)
+def releases(
+    c: Any, root: str = "", format: str = "human", sudo: bool = False, python: str = "python3"
+) -> None:
+    """List each host's releases: id, state, when activated, and * for current."""
+    if not root:
+        raise _usage("releases needs --root")
+    if format not in ("human", "json"):
+        raise _usage("--format must be human or json")
+    hosts = _hosts(c, sudo, python, "releases")
+    try:
+        infos = rollout.release_info(hosts, root)
+    finally:
+        _close(hosts)
+    if format == "json":
+        import json
+
+        print(
+            json.dumps(
+                {
+                    host.name: {"error": info.reason}
+                    if isinstance(info, remote.HostError)
+                    else info
+                    for host, info in zip(hosts, infos)
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(rollout.render_releases(hosts, infos))
+    if any(isinstance(info, remote.HostError) for info in infos):
+        raise Exit(code=EXIT_FAILED)

@@ -1,0 +1,275 @@
+"""Run the engine on a host over SSH: one exec per request, JSON back.
+
+The engine (``plugins/module_utils``, pure stdlib) travels compressed on the exec's stdin,
+together with the request, and is imported from memory by a short bootstrap given to the
+host's ``python3 -c``. Nothing is written on the host and the spec (which may hold HTTP
+header secrets) never appears in a command line that ``ps`` would show. stdin is written
+straight to the SSH channel, not through Invoke's runner, which reads a non-tty stdin at
+about 100 bytes a second.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shlex
+import socket
+import time
+import zlib
+from typing import Any
+
+import paramiko
+from fabric import Connection
+
+from smokegate.engine import ENGINE_DIR
+
+MAGIC = b"SMOKEGATE/1\n"
+ANSWER = "SMOKEGATE-ANSWER "
+# The controller-only part of the engine stays home.
+NOT_SHIPPED = ("argspec.py",)
+DEFAULT_CONNECT_TIMEOUT = 10
+# Past the request's own bound: interpreter start, engine import, the answer's trip back.
+SLACK_SECONDS = 15
+
+# Python 3.8+ on the host. Reads [a sudo password line,] MAGIC, the engine's length, the
+# compressed engine, then the request; imports the engine from memory; prints the answer.
+BOOTSTRAP = r"""
+import json, os, sys, zlib
+from importlib.machinery import ModuleSpec
+data = sys.stdin.buffer.read()
+start = data.find(%(magic)r)
+if start < 0:
+    sys.exit("smokegate: no request arrived on stdin")
+size, _, data = data[start + %(skip)d:].partition(b"\n")
+sources = json.loads(zlib.decompress(data[:int(size)]))
+request = json.loads(data[int(size):])
+class Engine:
+    def find_spec(self, name, path=None, target=None):
+        if name == "smokegate_engine":
+            return ModuleSpec(name, self, origin="smokegate_engine", is_package=True)
+        package, _, module = name.rpartition(".")
+        if package == "smokegate_engine" and module in sources:
+            return ModuleSpec(name, self, origin="smokegate_engine/%%s.py" %% module)
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        module_name = module.__name__.rpartition(".")[2]
+        if module_name in sources:
+            exec(compile(sources[module_name], module.__spec__.origin, "exec"), module.__dict__)
+sys.meta_path.insert(0, Engine())
+try:
+    from smokegate_engine.agent import handle
+    answer = handle(request)
+except Exception as exc:
+    answer = {"ok": False, "engine_error": "%%s: %%s" %% (type(exc).__name__, exc)}
+sys.stdout.write("\n%(answer)s" + json.dumps(answer) + "\n")
+sys.stdout.flush()
+# Abandoned check threads (a hung DNS lookup) must not hold the exit.
+os._exit(0)
+""" % {"magic": MAGIC, "skip": len(MAGIC), "answer": ANSWER}
+
+
+class HostError(Exception):
+    """Something on one host went wrong; the message names the host and what to do.
+
+    ``kind`` is ``unreachable`` (no SSH connection), ``auth``, ``python``, ``sudo``,
+    ``timeout`` or ``engine``.
+    """
+
+    def __init__(self, host: str, kind: str, message: str) -> None:
+        self.host = host
+        self.kind = kind
+        self.reason = message
+        super().__init__("%s: %s" % (host, message))
+
+
+@functools.lru_cache(maxsize=1)
+def engine_bundle() -> bytes:
+    """The engine's sources, compressed: about 30 KB that every request carries."""
+    sources = {}
+    for filename in sorted(os.listdir(ENGINE_DIR)):
+        if filename.endswith(".py") and filename not in NOT_SHIPPED:
+            with open(os.path.join(ENGINE_DIR, filename), encoding="utf-8") as handle:
+                sources[filename[:-3]] = handle.read()
+    return zlib.compress(json.dumps(sources).encode(), 9)
+
+
+def payload(request: dict[str, Any], sudo_password: str | None = None) -> bytes:
+    bundle = engine_bundle()
+    head = (sudo_password + "\n").encode() if sudo_password is not None else b""
+    body = json.dumps(request, default=str).encode()
+    return head + MAGIC + b"%d\n" % len(bundle) + bundle + body
+
+
+def command(python: str = "python3", sudo: bool = False, sudo_password: bool = False) -> str:
+    """The command line run on the host; it carries no data, only the bootstrap."""
+    argv = [python, "-c", BOOTSTRAP]
+    if sudo:
+        # -S reads a password from stdin ahead of the request; -n fails at once instead of
+        # waiting for a password nobody will type.
+        argv = (
+            ["sudo", "-S", "-p", "", "--", *argv] if sudo_password else ["sudo", "-n", "--", *argv]
+        )
+    return shlex.join(argv)
+
+
+def connect(host: str | dict[str, Any], config: Any = None) -> Connection:
+    """A Fabric Connection with a bounded connect time (10 s unless configured)."""
+    kwargs = dict(host) if isinstance(host, dict) else {"host": host}
+    if config is not None:
+        kwargs["config"] = config
+    connection = Connection(**kwargs)
+    if connection.connect_timeout is None:
+        connection.connect_timeout = DEFAULT_CONNECT_TIMEOUT
+    return connection
+
+
+def describe(connection: Connection) -> str:
+    """The name users gave the host (what -H said), for every message about it."""
+    return connection.original_host or connection.host
+
+
+def _connect_error(host: str, connection: Connection, exc: BaseException) -> HostError:
+    if isinstance(exc, paramiko.AuthenticationException):
+        return HostError(host, "auth", "authentication failed for %s: %s" % (connection.user, exc))
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostError(host, "auth", "host key does not match known_hosts: %s" % exc)
+    if isinstance(exc, socket.gaierror):
+        return HostError(host, "unreachable", "unreachable: cannot resolve %s" % connection.host)
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return HostError(
+            host,
+            "unreachable",
+            "unreachable: no SSH answer from %s:%s in %s s"
+            % (connection.host, connection.port, connection.connect_timeout),
+        )
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        reasons = "; ".join(sorted({error.strerror or str(error) for error in exc.errors.values()}))
+        return HostError(
+            host,
+            "unreachable",
+            "unreachable: cannot connect to %s:%s (%s)"
+            % (connection.host, connection.port, reasons),
+        )
+    if isinstance(exc, paramiko.SSHException):
+        return HostError(host, "unreachable", "unreachable: SSH failed: %s" % exc)
+    return HostError(
+        host, "unreachable", "unreachable: %s" % (getattr(exc, "strerror", None) or exc)
+    )
+
+
+class RemoteHost:
+    """One host: its SSH connection, and the engine run over it.
+
+    Every request is one exec on the connection; a deploy keeps the connection open for
+    all its requests and its SFTP upload.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        sudo: bool = False,
+        python: str = "python3",
+    ) -> None:
+        self.connection = connection
+        self.name = describe(connection)
+        self.sudo = sudo
+        self.python = python
+        self.sudo_password = connection.config.sudo.password if sudo else None
+
+    def open(self) -> None:
+        try:
+            self.connection.open()
+        except (OSError, paramiko.SSHException) as exc:
+            raise _connect_error(self.name, self.connection, exc) from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _exec(self, data: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+        self.open()
+        deadline = time.monotonic() + timeout
+        try:
+            channel = self.connection.transport.open_session(timeout=DEFAULT_CONNECT_TIMEOUT)
+            channel.exec_command(
+                command(self.python, self.sudo, sudo_password=self.sudo_password is not None)
+            )
+            try:
+                channel.sendall(data)
+                channel.shutdown_write()
+            except OSError:
+                pass  # it exited before reading (no python3); its stderr says why
+            stdout, stderr = bytearray(), bytearray()
+            for sink, receive in ((stdout, channel.recv), (stderr, channel.recv_stderr)):
+                while True:
+                    channel.settimeout(max(0.01, deadline - time.monotonic()))
+                    chunk = receive(65536)
+                    if not chunk:
+                        break
+                    sink.extend(chunk)
+            status = channel.recv_exit_status()
+            channel.close()
+        except (socket.timeout, TimeoutError):
+            raise HostError(
+                self.name, "timeout", "no answer from the engine in %.0f s" % timeout
+            ) from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise HostError(
+                self.name,
+                "unreachable",
+                "unreachable: the SSH connection broke: %s" % (exc or type(exc).__name__),
+            ) from None
+        return status, bytes(stdout), bytes(stderr)
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Run one request on the host (one SSH exec) and return its answer."""
+        status, stdout, stderr = self._exec(payload(request, self.sudo_password), timeout)
+        text = stdout.decode("utf-8", "replace")
+        marker = text.rfind(ANSWER)
+        if marker >= 0:
+            answer = json.loads(text[marker + len(ANSWER) :].splitlines()[0])
+            if "engine_error" in answer:
+                raise HostError(self.name, "engine", "engine error: %s" % answer["engine_error"])
+            return answer
+        raise self._no_answer(status, stderr.decode("utf-8", "replace").strip())
+
+    def _no_answer(self, status: int, error: str) -> HostError:
+        last = error.splitlines()[-1] if error else "(no output)"
+        if self.sudo and ("password is required" in error or "incorrect password" in error):
+            hint = (
+                "give the right one with --prompt-for-sudo-password"
+                if self.sudo_password
+                else "give it with --prompt-for-sudo-password"
+            )
+            return HostError(self.name, "sudo", "sudo needs a password: %s; %s" % (last, hint))
+        if self.sudo and ("sudo: not found" in error or "sudo: command not found" in error):
+            return HostError(self.name, "sudo", "no sudo on the host: %s" % last)
+        if status == 127 or "command not found" in error or "No such file" in error:
+            return HostError(
+                self.name,
+                "python",
+                "no %s on the host (%s); install Python 3.8+ or point --python at it"
+                % (self.python, last),
+            )
+        if "SyntaxError" in error:
+            return HostError(
+                self.name,
+                "python",
+                "%s on the host is older than Python 3.8: %s" % (self.python, last),
+            )
+        return HostError(self.name, "engine", "engine failed (exit %d): %s" % (status, last))
+
+    def put(self, local: str, remote: str) -> None:
+        """Upload a file over SFTP on the same connection."""
+        self.open()
+        try:
+            self.connection.put(local, remote)
+        except OSError as exc:
+            raise HostError(
+                self.name, "engine", "upload to %s failed: %s" % (remote, exc.strerror or exc)
+            ) from None
+        except (EOFError, paramiko.SSHException) as exc:
+            raise HostError(
+                self.name, "unreachable", "unreachable: upload broke: %s" % exc
+            ) from None
