@@ -167,3 +167,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def lab_command(*args: str) -> None:
     subprocess.run([str(LAB_TOOL), *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def lab_fleet(lab: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The lab's hosts as a LabFleet, every host empty and answering SSH."""
+    from fleet import LabFleet
+
+    fleet = LabFleet(tmp_path, lab)
+    for entry in fleet.lab_hosts:
+        shutil.rmtree(fleet.root(entry["name"]), ignore_errors=True)
+        try:
+            socket.create_connection((entry["address"], 22), timeout=1).close()
+        except OSError:
+            lab_command("start-ssh", str(lab), entry["name"])
+    return fleet

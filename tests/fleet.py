@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+REPO = Path(__file__).resolve().parent.parent
+
 # The spec every fleet test uses: the release itself says which hosts it works on
 # (health.env inside the artifact), so a release can be made to fail on chosen hosts.
 HEALTH_SPEC = {
@@ -28,6 +30,21 @@ HEALTH_SPEC = {
         },
     ]
 }
+
+# The same verdict for a spec that is not templated: the "service" is healthy on the hosts
+# its release lists, judged by the host's own name.
+FAB_SPEC = {
+    "checks": [
+        {"name": "root space", "disk": {"path": "/srv/app", "min_free": "1M"}},
+        {
+            "name": "release healthy here",
+            "env": {"name": "HEALTHY", "file": "/srv/app/current/status.env"},
+        },
+    ]
+}
+RESTART_SCRIPT = """#!/bin/sh
+if grep -qx "$(hostname)" healthy-on; then echo HEALTHY=yes; else echo HEALTHY=; fi > status.env
+"""
 
 
 class Fleet:
@@ -61,18 +78,26 @@ class Fleet:
         self.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
 
     def artifact(self, name: str, healthy_on: list[str] | None = None) -> Path:
-        """A .tar.gz release that passes the health check on ``healthy_on`` (default all)."""
+        """A .tar.gz release that passes the health check on ``healthy_on`` (default all).
+
+        Two ways to tell, one per spec: health.env names the healthy hosts (HEALTH_SPEC,
+        templated per host by Ansible), and bin/restart writes status.env from the
+        host's own hostname (FAB_SPEC, the same file on every host).
+        """
         hosts = self.hosts if healthy_on is None else healthy_on
         files = {
-            "VERSION": name + "\n",
-            "health.env": "".join("%s_OK=yes\n" % host.upper() for host in hosts),
+            "VERSION": (name + "\n", 0o644),
+            "health.env": ("".join("%s_OK=yes\n" % host.upper() for host in hosts), 0o644),
+            "healthy-on": ("".join(host + "\n" for host in hosts), 0o644),
+            "bin/restart": (RESTART_SCRIPT, 0o755),
         }
         path = self.dir / ("%s.tar.gz" % name)
         with tarfile.open(path, "w:gz") as archive:
-            for member, content in files.items():
+            for member, (content, mode) in files.items():
                 data = content.encode()
                 info = tarfile.TarInfo(member)
                 info.size = len(data)
+                info.mode = mode
                 info.mtime = int(time.time())
                 archive.addfile(info, BytesIO(data))
         return path
@@ -162,6 +187,8 @@ class LabFleet(Fleet):
         self.inventory = directory / "inventory.yml"
         self.spec_file = directory / "smoke.yml"
         self.spec_file.write_text(yaml.safe_dump(HEALTH_SPEC, sort_keys=False))
+        self.fab_spec_file = directory / "fab-smoke.json"
+        self.fab_spec_file.write_text(json.dumps(FAB_SPEC))
         key = str(lab_dir / "id_ed25519")
         hosts = {}
         for host in self.lab_hosts:
@@ -190,7 +217,56 @@ class LabFleet(Fleet):
             / "app"
         )
 
-    def ssh_sessions(self, host: str) -> int:
+    def _sshd_log(self, host: str) -> str:
         root = Path(next(entry["root"] for entry in self.lab_hosts if entry["name"] == host))
         log = root / "sshd.log"
-        return log.read_text().count("Accepted publickey") if log.exists() else 0
+        return log.read_text() if log.exists() else ""
+
+    def ssh_sessions(self, host: str) -> int:
+        """SSH connections the host accepted so far."""
+        return self._sshd_log(host).count("Accepted publickey")
+
+    def ssh_execs(self, host: str) -> int:
+        """Commands the host ran over SSH so far (one per exec channel)."""
+        return self._sshd_log(host).count("Starting session: command")
+
+    def fab(
+        self, *args: str, hosts: list[str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
+        """``fab -H <hosts> <args>`` with the repository's fabfile and the lab's ssh_config."""
+        completed = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("fab")),
+                "--search-root",
+                str(REPO),
+                "--ssh-config",
+                str(self.lab_dir / "ssh_config"),
+                "--hosts",
+                ",".join(hosts or self.hosts),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        completed.output = completed.stdout + completed.stderr  # type: ignore[attr-defined]
+        return completed
+
+    def fab_deploy(
+        self, release: str, healthy_on: list[str] | None = None, *options: str, **kwargs: Any
+    ) -> subprocess.CompletedProcess:
+        return self.fab(
+            "deploy",
+            "--artifact",
+            str(self.artifact(release, healthy_on)),
+            "--root",
+            "/srv/app",
+            "--checks",
+            str(self.fab_spec_file),
+            "--release",
+            release,
+            "--restart",
+            "bin/restart",
+            *options,
+            **kwargs,
+        )

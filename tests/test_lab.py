@@ -10,12 +10,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +24,8 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture
-def fleet(lab: Path, tmp_path: Path) -> Iterator[LabFleet]:
-    fleet = LabFleet(tmp_path, lab)
-    for entry in fleet.lab_hosts:  # every test starts from empty hosts that answer SSH
-        shutil.rmtree(fleet.root(entry["name"]), ignore_errors=True)
-        try:
-            socket.create_connection((entry["address"], 22), timeout=1).close()
-        except OSError:
-            lab_command("start-ssh", str(lab), entry["name"])
-    yield fleet
+def fleet(lab_fleet: LabFleet) -> LabFleet:
+    return lab_fleet
 
 
 def test_a_check_failing_on_one_host_rolls_back_every_switched_host(fleet: LabFleet):

@@ -33,8 +33,8 @@ def parallel(hosts: Sequence[RemoteHost], work: Callable[[RemoteHost], T]) -> li
         except HostError as exc:
             return exc
 
-    if len(hosts) == 1:
-        return [guarded(hosts[0])]
+    if len(hosts) <= 1:
+        return [guarded(host) for host in hosts]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(hosts))) as pool:
         return list(pool.map(guarded, hosts))
 

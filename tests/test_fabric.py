@@ -1,0 +1,277 @@
+"""The Fabric tasks over real SSH: ``fab smoke``, ``deploy``, ``rollback``, ``releases``.
+
+Every test drives the real ``fab`` program against the lab's sshd hosts and asserts on
+the hosts' own files and sshd logs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import lab_command
+from fleet import LabFleet
+
+pytestmark = pytest.mark.lab
+ENV_SECRET = "tok-5e3c7b1d"
+
+
+@pytest.fixture
+def fleet(lab_fleet: LabFleet) -> LabFleet:
+    return lab_fleet
+
+
+def host_srv(fleet: LabFleet, host: str) -> Path:
+    """The host's /srv, seen from this machine."""
+    return fleet.root(host).parent
+
+
+def write_spec(fleet: LabFleet, checks: list[dict], name: str = "spec.json") -> str:
+    path = fleet.dir / name
+    path.write_text(json.dumps({"checks": checks}))
+    return str(path)
+
+
+def peer_checks(fleet: LabFleet) -> list[dict]:
+    """Checks of every kind that read the host itself and reach its peers by name."""
+    web2 = next(entry for entry in fleet.lab_hosts if entry["name"] == "web2")
+    return [
+        {"name": "srv mount", "mount": {"path": "/srv", "options": ["rw"], "writable": True}},
+        {"name": "srv space", "disk": {"path": "/srv", "min_free": "1M", "min_free_percent": 1}},
+        {"name": "path set", "env": {"name": "PATH", "pattern": "/usr/bin"}},
+        {"name": "python", "binary": {"name": "python3", "version": ">=3.8"}},
+        {"name": "web2 resolves", "dns": {"name": "web2.lab.test", "addresses": [web2["address"]]}},
+        {"name": "web2 sshd", "tcp": {"host": "web2", "port": 22}},
+    ]
+
+
+def test_smoke_runs_every_host_in_one_ssh_session_and_one_exec(fleet: LabFleet):
+    three = fleet.hosts[:3]
+    sessions = {host: fleet.ssh_sessions(host) for host in fleet.hosts}
+    execs = {host: fleet.ssh_execs(host) for host in fleet.hosts}
+    run = fleet.fab(
+        "smoke", "--checks", write_spec(fleet, peer_checks(fleet)), "--format", "json", hosts=three
+    )
+    assert run.returncode == 0, run.output
+    document = json.loads(run.stdout)
+    assert document["ok"] is True
+    assert [report["host"] for report in document["hosts"]] == three
+    for report in document["hosts"]:
+        assert report["summary"]["passed"] == 6, report
+    for host in three:
+        assert fleet.ssh_sessions(host) == sessions[host] + 1, host
+        assert fleet.ssh_execs(host) == execs[host] + 1, host
+    assert fleet.ssh_sessions("web4") == sessions["web4"]  # not in -H: never contacted
+
+
+def test_smoke_failing_on_one_host_names_it_and_keeps_the_secret(fleet: LabFleet):
+    three = fleet.hosts[:3]
+    for host in ("web1", "web3"):
+        (host_srv(fleet, host) / "app.env").write_text("TOKEN=%s\n" % ENV_SECRET)
+    spec = write_spec(
+        fleet,
+        [
+            {"name": "srv space", "disk": {"path": "/srv", "min_free": "1M"}},
+            {"name": "token", "env": {"name": "TOKEN", "file": "/srv/app.env", "pattern": "^tok-"}},
+        ],
+    )
+    human = fleet.fab("smoke", "--checks", spec, hosts=three)
+    assert human.returncode == 1, human.output
+    assert "web1: OK" in human.stdout and "web3: OK" in human.stdout
+    assert "web2: FAILED" in human.stdout
+    assert "fleet: 2 of 3 hosts ok; failing: web2 (token)" in human.stdout
+    junit = fleet.fab("smoke", "--checks", spec, "--format", "junit", hosts=three)
+    assert junit.returncode == 1
+    suites = {
+        suite.get("hostname"): suite for suite in ET.fromstring(junit.stdout).iter("testsuite")
+    }
+    assert {host: suites[host].get("failures") for host in three} == {
+        "web1": "0",
+        "web2": "1",
+        "web3": "0",
+    }
+    for run in (human, junit):
+        assert ENV_SECRET not in run.output
+
+
+def test_hosts_are_checked_concurrently(fleet: LabFleet):
+    # A lookup that is never answered: each host spends its whole timeout on it.
+    spec = write_spec(
+        fleet,
+        [{"name": "slow", "dns": {"name": "hang.lab.test"}, "timeout": 1.5, "severity": "warning"}],
+    )
+    started = time.monotonic()
+    assert fleet.fab("smoke", "--checks", spec, hosts=["web1"]).returncode == 0
+    one = time.monotonic() - started
+    started = time.monotonic()
+    assert fleet.fab("smoke", "--checks", spec, hosts=fleet.hosts[:3]).returncode == 0
+    three = time.monotonic() - started
+    # One after another would take at least 2 * 1.5 s longer than one host.
+    assert three < one + 1.5, (one, three)
+
+
+def test_deploy_goes_out_everywhere_over_one_connection_per_host(fleet: LabFleet):
+    sessions = {host: fleet.ssh_sessions(host) for host in fleet.hosts}
+    run = fleet.fab_deploy("v1")
+    assert run.returncode == 0, run.output
+    assert "release v1 is live on web1, web2, web3, web4" in run.stdout
+    assert "batches: web1 | web2 web3 | web4" in run.stdout
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1", host
+        assert fleet.state(host, "v1") == "good", host
+        assert not fleet.locked(host), host
+        assert (fleet.root(host) / "current" / "status.env").read_text() == "HEALTHY=yes\n"
+        assert fleet.ssh_sessions(host) == sessions[host] + 1, host
+        assert not list((fleet.root(host) / ".smokegate").glob("upload-*")), host
+    again = fleet.fab_deploy("v1")
+    assert again.returncode == 0, again.output
+    assert "uploaded" not in again.stdout  # already there: nothing sent, nothing switched
+
+
+def test_a_check_failing_on_the_last_host_rolls_every_host_back(fleet: LabFleet):
+    assert fleet.fab_deploy("v1").returncode == 0
+    run = fleet.fab_deploy("v2", ["web1", "web2", "web3"])  # batches: web1 | web2 web3 | web4
+    assert run.returncode == 1, run.output
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1", host
+        assert fleet.state(host, "v2") == "failed", host
+        assert not fleet.locked(host), host
+    assert (
+        "FAILED web4: smoke checks failed: release healthy here: "
+        "HEALTHY is set but empty in /srv/app/current/status.env" in run.stdout
+    )
+    for host in ("web1", "web2", "web3", "web4"):
+        assert "ROLLED BACK %s: v2 -> v1, restarted, verified" % host in run.stdout
+
+
+def test_rollback_scope_failed_keeps_the_hosts_that_passed(fleet: LabFleet):
+    assert fleet.fab_deploy("v1").returncode == 0
+    run = fleet.fab_deploy("v2", ["web1", "web2", "web4"], "--rollback-scope", "failed")
+    assert run.returncode == 1, run.output
+    assert [fleet.current(host) for host in fleet.hosts] == ["v2", "v2", "v1", "v1"]
+    assert fleet.releases_on_disk("web4") == ["v1"]
+    assert "KEPT web1" in run.stdout and "UNTOUCHED web4" in run.stdout
+    assert not any(fleet.locked(host) for host in fleet.hosts)
+
+
+def test_an_unreachable_host_is_reported_by_name_and_nothing_changes(fleet: LabFleet, lab: Path):
+    lab_command("stop-ssh", str(lab), "web2")
+    address = next(entry["address"] for entry in fleet.lab_hosts if entry["name"] == "web2")
+    smoke = fleet.fab("smoke", "--checks", str(fleet.fab_spec_file))
+    assert smoke.returncode == 1
+    assert "web2: NOT RUN, unreachable: cannot connect to %s:22" % address in smoke.stdout
+    run = fleet.fab_deploy("v1")
+    assert run.returncode == 1, run.output
+    assert "UNREACHABLE web2: unreachable: cannot connect" in run.stdout
+    for host in ("web1", "web3", "web4"):
+        assert fleet.releases_on_disk(host) == [], host
+        assert not fleet.locked(host), host
+
+
+def test_a_held_lock_refuses_the_deploy_and_names_its_holder(fleet: LabFleet):
+    state = fleet.root("web3") / ".smokegate"
+    state.mkdir(parents=True)
+    (state / "lock").write_text(
+        json.dumps({"holder": "alice@ops1", "pid": 77, "host": "web3", "release": "r9"})
+    )
+    run = fleet.fab_deploy("v1")
+    assert run.returncode == 1, run.output
+    assert (
+        "NOT LOCKED web3: deploy lock /srv/app/.smokegate/lock is held by alice@ops1" in run.stdout
+    )
+    for host in fleet.hosts:
+        assert fleet.releases_on_disk(host) == [], host
+    assert [fleet.locked(host) for host in fleet.hosts] == [False, False, True, False]
+
+
+def test_ansible_deploy_then_fab_rollback(fleet: LabFleet):
+    assert fleet.deploy("v1").returncode == 0
+    assert fleet.deploy("v2").returncode == 0
+    run = fleet.fab(
+        "rollback",
+        "--root",
+        "/srv/app",
+        "--restart",
+        "bin/restart",
+        "--checks",
+        str(fleet.fab_spec_file),
+    )
+    assert run.returncode == 0, run.output
+    for host in fleet.hosts:
+        assert "ROLLED BACK %s: v2 -> v1, restarted, verified" % host in run.stdout
+        assert fleet.current(host) == "v1", host
+        assert fleet.state(host, "v2") == "failed", host
+
+
+def test_fab_deploy_then_ansible_rollback(fleet: LabFleet):
+    assert fleet.fab_deploy("v1").returncode == 0
+    assert fleet.fab_deploy("v2").returncode == 0
+    run = fleet.playbook("rollback", smokegate_checks_file=str(fleet.spec_file))
+    assert run.returncode == 0, run.output
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1", host
+        assert fleet.state(host, "v2") == "failed", host
+
+
+def test_rollback_to_an_explicit_release_twice_changes_nothing_the_second_time(
+    fleet: LabFleet,
+):
+    assert fleet.fab_deploy("v1").returncode == 0
+    assert fleet.fab_deploy("v2").returncode == 0
+    first = fleet.fab("rollback", "--root", "/srv/app", "--to", "v1", "--restart", "bin/restart")
+    assert first.returncode == 0, first.output
+    ledgers = {host: fleet.ledger(host) for host in fleet.hosts}
+    second = fleet.fab("rollback", "--root", "/srv/app", "--to", "v1", "--restart", "bin/restart")
+    assert second.returncode == 0, second.output
+    for host in fleet.hosts:
+        assert "UNCHANGED %s: already on v1, nothing changed" % host in second.stdout
+        assert fleet.ledger(host) == ledgers[host], host
+        assert fleet.current(host) == "v1"
+
+
+def test_rollback_without_an_earlier_release_refuses_and_keeps_current(fleet: LabFleet):
+    assert fleet.fab_deploy("v1").returncode == 0
+    run = fleet.fab("rollback", "--root", "/srv/app", hosts=["web1"])
+    assert run.returncode == 1
+    assert "NOT ROLLED BACK web1: no earlier good release" in run.stdout
+    assert fleet.current("web1") == "v1" and fleet.state("web1", "v1") == "good"
+
+
+def test_a_malformed_spec_is_refused_before_any_host_is_touched(fleet: LabFleet):
+    sessions = {host: fleet.ssh_sessions(host) for host in fleet.hosts}
+    bad = write_spec(fleet, [{"name": "space", "disk": {"path": "/srv", "min_fre": "1M"}}])
+    run = fleet.fab(
+        "deploy",
+        "--artifact",
+        str(fleet.artifact("v1")),
+        "--root",
+        "/srv/app",
+        "--checks",
+        bad,
+    )
+    assert run.returncode == 2, run.output
+    assert "check 'space': disk.min_fre is not a known field; did you mean min_free?" in run.stderr
+    for host in fleet.hosts:
+        assert fleet.ssh_sessions(host) == sessions[host], host
+        assert not fleet.root(host).exists(), host
+
+
+def test_releases_lists_every_host(fleet: LabFleet):
+    assert fleet.fab_deploy("v1").returncode == 0
+    assert fleet.fab_deploy("v2", ["web1", "web2", "web3"]).returncode == 1
+    run = fleet.fab("releases", "--root", "/srv/app", hosts=["web1", "web4"])
+    assert run.returncode == 0, run.output
+    rows = [line.split() for line in run.stdout.splitlines()]
+    assert rows[0] == ["HOST", "RELEASE", "STATE", "ACTIVATED", "AT", "CURRENT"]
+    assert [row[:3] for row in rows[1:]] == [
+        ["web1", "v1", "good"],
+        ["web1", "v2", "failed"],
+        ["web4", "v1", "good"],
+        ["web4", "v2", "failed"],
+    ]
+    assert [row[-1] == "*" for row in rows[1:]] == [True, False, True, False]
+    as_json = json.loads(fleet.fab("releases", "--root", "/srv/app", "--format", "json").stdout)
+    assert as_json["web3"]["current"] == "v1"

@@ -1,0 +1,232 @@
+"""The engine as shipped to hosts, and the fab program's own behaviour, without SSH.
+
+The bootstrap runs in a fresh ``python3 -I -S`` (no site-packages, so nothing but the
+shipped bundle can provide the engine), fed exactly the bytes a host's sshd would pass.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from smokegate import remote, rollout
+
+FAB = str(Path(sys.executable).with_name("fab"))
+
+
+def run_on_this_machine(request: dict, prefix: bytes = b"") -> dict:
+    completed = subprocess.run(
+        ["/usr/bin/env", "python3", "-I", "-S", "-c", remote.BOOTSTRAP],
+        input=prefix + remote.payload(request),
+        capture_output=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    text = completed.stdout.decode()
+    return json.loads(text[text.rindex(remote.ANSWER) + len(remote.ANSWER) :])
+
+
+def artifact(directory: Path, name: str) -> str:
+    source = directory / name
+    source.mkdir()
+    (source / "VERSION").write_text(name)
+    (source / "restart.sh").write_text("echo restarted >> ../../restarts.log\n")
+    path = directory / ("%s.tar.gz" % name)
+    with tarfile.open(path, "w:gz") as archive:
+        archive.add(source, arcname=".")
+    return str(path)
+
+
+def test_the_shipped_engine_runs_a_smoke_request_in_a_bare_interpreter(tmp_path: Path):
+    answer = run_on_this_machine(
+        {
+            "host": "here",
+            "steps": [
+                {
+                    "op": "smoke",
+                    "checks": {
+                        "checks": [{"name": "tmp", "disk": {"path": str(tmp_path), "min_free": 1}}]
+                    },
+                }
+            ],
+        }
+    )
+    report = answer["steps"][0]["report"]
+    assert answer["ok"] and report["host"] == "here" and report["results"][0]["status"] == "pass"
+
+
+def test_a_sudo_password_line_ahead_of_the_request_is_skipped(tmp_path: Path):
+    # sudo -S consumes the line when it needs it; when it does not, the engine must.
+    answer = run_on_this_machine({"root": str(tmp_path), "steps": [{"op": "info"}]}, b"pw\n")
+    assert answer["ok"] and answer["info"]["releases"] == []
+
+
+def test_release_steps_stop_at_the_first_failure_and_honour_when(tmp_path: Path):
+    root = tmp_path / "root"
+    first = run_on_this_machine(
+        {
+            "root": str(root),
+            "steps": [
+                {"op": "lock", "release": "v1", "holder": "me", "pid": 1},
+                {"op": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
+                {"op": "activate", "release": "v1"},
+                {"op": "restart", "command": "sh restart.sh", "when": "changed"},
+                {"op": "good", "release": "v1"},
+                {"op": "unlock", "release": "v1"},
+            ],
+        }
+    )
+    assert first["ok"], first
+    assert first["info"]["current"] == "v1" and first["info"]["lock"] is None
+    assert (root / "restarts.log").read_text() == "restarted\n"
+    assert not (tmp_path / "v1.tar.gz").exists()  # the uploaded archive is removed
+
+    again = run_on_this_machine(
+        {
+            "root": str(root),
+            "steps": [
+                {"op": "activate", "release": "v1"},
+                {"op": "restart", "command": "sh restart.sh", "when": "changed"},
+                {"op": "activate", "release": "v9"},
+                {"op": "good", "release": "v1"},
+            ],
+        }
+    )
+    assert not again["ok"]
+    assert [step["op"] for step in again["steps"]] == ["activate", "restart", "activate"]
+    assert again["steps"][1]["skipped"] == "changed"
+    assert "release v9 does not exist" in again["steps"][2]["error"]
+    assert (root / "restarts.log").read_text() == "restarted\n"  # not restarted again
+
+
+def test_a_failing_restart_reports_its_exit_status_and_output(tmp_path: Path):
+    root = tmp_path / "root"
+    answer = run_on_this_machine(
+        {
+            "root": str(root),
+            "steps": [
+                {"op": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
+                {"op": "activate", "release": "v1"},
+                {"op": "restart", "command": "echo port 8000 busy >&2; exit 3"},
+                {"op": "good", "release": "v1"},
+            ],
+        }
+    )
+    assert not answer["ok"]
+    assert answer["steps"][-1]["error"] == "restart command exited 3: port 8000 busy"
+    assert answer["info"]["releases"][0]["state"] == "deployed"  # never marked good
+
+
+def test_the_command_line_carries_no_request_data():
+    # The spec may hold HTTP header secrets: it travels on stdin, never in argv.
+    assert remote.command() == remote.command("python3")
+    assert len(remote.command()) < 2000
+    assert remote.command(sudo=True).startswith("sudo -n -- python3 -c ")
+    assert remote.command(sudo=True, sudo_password=True).startswith("sudo -S -p '' -- python3")
+
+
+@pytest.mark.parametrize(
+    ("serial", "sizes"),
+    [
+        ("1,50%,100%", [1, 2, 1]),
+        ("2", [2, 2]),
+        ("1,1", [1, 1, 1, 1]),
+        ("100%", [4]),
+        ("10%", [1, 1, 1, 1]),
+    ],
+)
+def test_batches_follow_ansible_serial(serial: str, sizes: list[int]):
+    plan = rollout.batches(["web1", "web2", "web3", "web4"], rollout.parse_serial(serial))
+    assert [len(batch) for batch in plan] == sizes
+    assert [host for batch in plan for host in batch] == ["web1", "web2", "web3", "web4"]
+
+
+@pytest.mark.parametrize("serial", ["0", "abc", "150%", "", "1,,2"])
+def test_a_bad_serial_is_refused(serial: str):
+    with pytest.raises(ValueError, match="serial"):
+        rollout.parse_serial(serial)
+
+
+def fab(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([FAB, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_fab_lists_the_four_tasks_and_documents_every_option():
+    listing = fab("--list")
+    assert listing.returncode == 0, listing.stderr
+    # Task names start at column 2; wrapped help lines are indented further.
+    assert [
+        line.split()[0]
+        for line in listing.stdout.splitlines()
+        if line[:3].strip() and line.startswith("  ")
+    ] == [
+        "deploy",
+        "releases",
+        "rollback",
+        "smoke",
+    ]
+    from smokegate.fabric import tasks
+
+    for task in (tasks.deploy, tasks.rollback, tasks.releases, tasks.smoke):
+        shown = fab("--help", task.name)
+        assert shown.returncode == 0, shown.stderr
+        for option in task.get_arguments():
+            name = option.name.replace("_", "-")
+            assert "--%s" % name in shown.stdout, (task.name, name)
+            assert option.help, (task.name, name)
+
+
+def test_fab_refuses_a_bad_spec_or_option_before_connecting(tmp_path: Path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"checks": [{"name": "x", "tcp": {"host": "db", "port": 0}}]}))
+    # .invalid names never resolve: reaching the network at all would fail differently.
+    run = fab("-H", "web1.invalid", "smoke", "--checks", str(bad))
+    assert run.returncode == 2
+    assert "check 'x': tcp.port" in run.stderr and "no host was touched" in run.stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"checks": [{"name": "x", "disk": {"path": "/", "min_free": 1}}]}))
+    archive = artifact(tmp_path, "v1")
+    for options, message in [
+        (["--serial", "0"], "serial: '0' is not a host count"),
+        (["--rollback-scope", "some"], "--rollback-scope must be all or failed"),
+        (["--release", "../x"], "is not a valid release id"),
+    ]:
+        run = fab(
+            "-H",
+            "web1.invalid",
+            "deploy",
+            "--artifact",
+            archive,
+            "--root",
+            "/srv/app",
+            "--checks",
+            str(good),
+            *options,
+        )
+        assert run.returncode == 2, options
+        assert message in run.stderr, (options, run.stderr)
+
+
+def test_deploy_without_the_fleet_executor_refuses(tmp_path: Path):
+    # A user's own fabfile that imports the tasks but forgot the fabric.yaml.
+    (tmp_path / "fabfile.py").write_text("from smokegate.fabric.tasks import deploy, smoke\n")
+    run = fab(
+        "-H",
+        "web1.invalid,web2.invalid",
+        "deploy",
+        "--artifact",
+        artifact(tmp_path, "v1"),
+        "--root",
+        "/srv/app",
+        "--checks",
+        "x.yml",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 2
+    assert "executor_class: smokegate.fabric.executor.FleetExecutor" in run.stderr
