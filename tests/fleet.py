@@ -231,7 +231,11 @@ class LabFleet(Fleet):
         return self._sshd_log(host).count("Starting session: command")
 
     def fab(
-        self, *args: str, hosts: list[str] | None = None, timeout: float = 300
+        self,
+        *args: str,
+        hosts: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 300,
     ) -> subprocess.CompletedProcess:
         """``fab -H <hosts> <args>`` with the repository's fabfile and the lab's ssh_config."""
         completed = subprocess.run(
@@ -248,6 +252,7 @@ class LabFleet(Fleet):
             capture_output=True,
             text=True,
             timeout=timeout,
+            env={**os.environ, **(env or {})},
         )
         completed.output = completed.stdout + completed.stderr  # type: ignore[attr-defined]
         return completed

@@ -275,3 +275,42 @@ def test_releases_lists_every_host(fleet: LabFleet):
     assert [row[-1] == "*" for row in rows[1:]] == [True, False, True, False]
     as_json = json.loads(fleet.fab("releases", "--root", "/srv/app", "--format", "json").stdout)
     assert as_json["web3"]["current"] == "v1"
+
+
+def root_only_secret(fleet: LabFleet, host: str) -> str:
+    path = host_srv(fleet, host) / "secret.env"
+    path.write_text("TOKEN=%s\n" % ENV_SECRET)
+    path.chmod(0o600)
+    return write_spec(
+        fleet, [{"name": "token", "env": {"name": "TOKEN", "file": "/srv/secret.env"}}], "sec.json"
+    )
+
+
+def test_sudo_runs_the_engine_as_root_for_a_login_user(fleet: LabFleet):
+    spec = root_only_secret(fleet, "web1")
+    plain = fleet.fab("smoke", "--checks", spec, hosts=["sgdeploy@web1"])
+    assert plain.returncode == 1
+    assert "cannot read env file /srv/secret.env: Permission denied" in plain.stdout
+    assert fleet.fab("smoke", "--checks", spec, "--sudo", hosts=["sgdeploy@web1"]).returncode == 0
+    deploy = fleet.fab_deploy("v1", None, "--sudo", hosts=["sgdeploy@web1", "sgdeploy@web2"])
+    assert deploy.returncode == 0, deploy.output
+    assert fleet.current("web1") == "v1" and fleet.state("web2", "v1") == "good"
+    assert (fleet.root("web1") / "current" / "status.env").stat().st_uid == 0
+
+
+def test_sudo_with_a_password_explains_what_is_missing_and_hides_the_password(fleet: LabFleet):
+    spec = root_only_secret(fleet, "web1")
+    runs = {}
+    for password in (None, "wrong-pw", "lab-sudo-pw"):
+        env = {"FABRIC_SUDO_PASSWORD": password} if password else {}
+        runs[password] = fleet.fab(
+            "smoke", "--checks", spec, "--sudo", hosts=["sgpass@web1"], env=env
+        )
+    assert runs[None].returncode == 1
+    assert "web1: NOT RUN, sudo needs a password" in runs[None].stdout
+    assert runs["wrong-pw"].returncode == 1
+    assert "web1: NOT RUN, sudo rejected the password" in runs["wrong-pw"].stdout
+    assert runs["lab-sudo-pw"].returncode == 0, runs["lab-sudo-pw"].output
+    for run in runs.values():
+        assert "lab-sudo-pw" not in run.output and "wrong-pw" not in run.output
+        assert ENV_SECRET not in run.output

@@ -236,13 +236,19 @@ class RemoteHost:
 
     def _no_answer(self, status: int, error: str) -> HostError:
         last = error.splitlines()[-1] if error else "(no output)"
-        if self.sudo and ("password is required" in error or "incorrect password" in error):
-            hint = (
-                "give the right one with --prompt-for-sudo-password"
-                if self.sudo_password
-                else "give it with --prompt-for-sudo-password"
+        if self.sudo and "incorrect password" in error:
+            return HostError(
+                self.name,
+                "sudo",
+                "sudo rejected the password (%s); give the right one with "
+                "--prompt-for-sudo-password" % last,
             )
-            return HostError(self.name, "sudo", "sudo needs a password: %s; %s" % (last, hint))
+        if self.sudo and "password is required" in error:
+            return HostError(
+                self.name,
+                "sudo",
+                "sudo needs a password (%s); give it with --prompt-for-sudo-password" % last,
+            )
         if self.sudo and ("sudo: not found" in error or "sudo: command not found" in error):
             return HostError(self.name, "sudo", "no sudo on the host: %s" % last)
         if status == 127 or "command not found" in error or "No such file" in error:
