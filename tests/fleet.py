@@ -270,8 +270,7 @@ class LabFleet(Fleet):
             str(self.fab_spec_file),
             "--release",
             release,
-            "--restart",
-            "bin/restart",
+            *(() if "--restart" in options else ("--restart", "bin/restart")),
             *options,
             **kwargs,
         )

@@ -314,3 +314,31 @@ def test_sudo_with_a_password_explains_what_is_missing_and_hides_the_password(fl
     for run in runs.values():
         assert "lab-sudo-pw" not in run.output and "wrong-pw" not in run.output
         assert ENV_SECRET not in run.output
+
+
+def test_a_host_lost_mid_deploy_halts_it_and_converges_when_back(fleet: LabFleet, lab: Path):
+    assert fleet.fab_deploy("v1").returncode == 0
+    # web2's restart takes its own sshd and sessions down: the host drops mid-request.
+    lose_web2 = 'if [ "$(hostname)" = web2 ]; then %s stop-ssh %s web2; fi; bin/restart' % (
+        Path(__file__).parent / "lab" / "lab",
+        lab,
+    )
+    run = fleet.fab_deploy("v2", None, "--restart", lose_web2)
+    assert run.returncode == 1, run.output
+    assert "UNREACHABLE web2: unreachable: the connection was lost mid-request" in run.stdout
+    assert (
+        "when web2 answers again: fab -H web2 rollback --root /srv/app --release v2" in run.stdout
+    )
+    assert [fleet.current(host) for host in ("web1", "web3", "web4")] == ["v1", "v1", "v1"]
+    assert fleet.releases_on_disk("web4") == ["v1"]
+    assert fleet.current("web2") == "v2" and fleet.locked("web2")
+
+    lab_command("start-ssh", str(lab), "web2")
+    back = ("rollback", "--root", "/srv/app", "--release", "v2", "--restart", "bin/restart")
+    first = fleet.fab(*back, hosts=["web2"])
+    assert first.returncode == 0, first.output
+    assert "ROLLED BACK web2: v2 -> v1, restarted" in first.stdout
+    assert fleet.current("web2") == "v1" and fleet.state("web2", "v2") == "failed"
+    assert not fleet.locked("web2")
+    second = fleet.fab(*back, hosts=["web2"])
+    assert second.returncode == 0 and "UNCHANGED web2" in second.stdout

@@ -100,7 +100,7 @@ def _create(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
 def _rollback(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
     # A rollback by hand must not take a service's only release away; a deploy's own
     # rollback of a first release does exactly that, as before the deploy.
-    if step.get("require_target") and step.get("to") is None:
+    if step.get("require_target") and step.get("to") is None and step.get("release") is None:
         current = root.current()
         if current is not None and root.rollback_target(current) is None:
             raise ReleaseError(

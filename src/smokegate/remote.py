@@ -235,6 +235,10 @@ class RemoteHost:
         raise self._no_answer(status, stderr.decode("utf-8", "replace").strip())
 
     def _no_answer(self, status: int, error: str) -> HostError:
+        if status == -1:  # paramiko's "no exit status": the channel closed under the engine
+            return HostError(
+                self.name, "unreachable", "unreachable: the connection was lost mid-request"
+            )
         last = error.splitlines()[-1] if error else "(no output)"
         if self.sudo and "incorrect password" in error:
             return HostError(

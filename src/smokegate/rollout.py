@@ -593,4 +593,20 @@ class Deploy:
                 )
             elif not run.started and run.locked:
                 lines.append("  UNTOUCHED %s: its batch never started" % run.name)
+        stranded = [
+            run.name
+            for run in self.runs
+            if run.rollback is not None and not run.rollback.switched_back
+        ]
+        if stranded:
+            lines.append(
+                "  when %s answer%s again: fab -H %s rollback --root %s --release %s"
+                % (
+                    ", ".join(stranded),
+                    "" if len(stranded) > 1 else "s",
+                    ",".join(stranded),
+                    self.root,
+                    self.release,
+                )
+            )
         return "\n".join(lines)

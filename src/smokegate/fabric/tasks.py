@@ -226,6 +226,8 @@ def deploy(
         "root": "the deploy root on the hosts (required)",
         "to": "switch to exactly this release; a re-run then changes nothing "
         "(default: the release recorded before the current one)",
+        "release": "abandon this release: roll back where it is current, mark it failed, "
+        "and release its deploy lock (what a deploy that lost a host leaves behind)",
         "checks": "smoke spec to verify the hosts with afterwards",
         "restart": "shell command run in the release directory after a switch",
         "restart-timeout": "seconds the restart command may take (default: 300)",
@@ -236,6 +238,7 @@ def rollback(
     c: Any,
     root: str = "",
     to: str = "",
+    release: str = "",
     checks: str = "",
     restart: str = "",
     restart_timeout: int = 300,
@@ -249,11 +252,12 @@ def rollback(
     """
     if not root:
         raise _usage("rollback needs --root")
-    if to:
-        try:
-            release_dirs.DeployRoot("/").release_path(to)
-        except release_dirs.ReleaseError as exc:
-            raise _usage(str(exc)) from None
+    try:
+        for given in (to, release):
+            if given:
+                release_dirs.DeployRoot("/").release_path(given)
+    except release_dirs.ReleaseError as exc:
+        raise _usage(str(exc)) from None
     document, parsed = _load_spec(checks) if checks else (None, None)
     hosts = _hosts(c, sudo, python, "rollback")
     try:
@@ -261,6 +265,8 @@ def rollback(
             hosts,
             root,
             to=to or None,
+            release=release or None,
+            unlock=release or None,
             restart=restart or None,
             restart_timeout=float(restart_timeout),
             document=document,
