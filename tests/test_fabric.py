@@ -342,3 +342,30 @@ def test_a_host_lost_mid_deploy_halts_it_and_converges_when_back(fleet: LabFleet
     assert not fleet.locked("web2")
     second = fleet.fab(*back, hosts=["web2"])
     assert second.returncode == 0 and "UNCHANGED web2" in second.stdout
+
+
+def test_a_good_deploy_prunes_to_keep_but_never_the_rollback_target(fleet: LabFleet):
+    for release in ("v1", "v2", "v3"):
+        assert fleet.fab_deploy(release, None, "--keep", "1", hosts=["web1"]).returncode == 0
+    assert fleet.releases_on_disk("web1") == ["v2", "v3"]
+    assert sorted(fleet.ledger("web1")["releases"]) == ["v2", "v3"]
+
+
+def test_auth_failure_and_a_missing_python_are_named_per_host(fleet: LabFleet):
+    spec = str(fleet.fab_spec_file)
+    stranger = fleet.fab("smoke", "--checks", spec, hosts=["nobody@web1", "web2"])
+    assert stranger.returncode == 1
+    assert "web1: NOT RUN, authentication failed for nobody" in stranger.stdout
+    no_python = fleet.fab("smoke", "--checks", spec, "--python", "/opt/python9", hosts=["web1"])
+    assert no_python.returncode == 1
+    assert "web1: NOT RUN, no /opt/python9 on the host" in no_python.stdout
+    assert "Traceback" not in stranger.output + no_python.output
+
+
+def test_a_failed_first_deploy_leaves_no_current_and_no_lock(fleet: LabFleet):
+    run = fleet.fab_deploy("v1", ["web2", "web3", "web4"])  # the canary, web1, fails
+    assert run.returncode == 1, run.output
+    assert "ROLLED BACK web1: v1 -> (no current: removed)" in run.stdout
+    assert fleet.current("web1") is None and fleet.state("web1", "v1") == "failed"
+    assert not any(fleet.locked(host) for host in fleet.hosts)
+    assert [fleet.releases_on_disk(host) for host in ("web2", "web3", "web4")] == [[], [], []]

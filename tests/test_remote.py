@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from smokegate import remote, rollout
+from smokegate import fleet, remote, rollout
 
 FAB = str(Path(sys.executable).with_name("fab"))
 
@@ -230,3 +230,37 @@ def test_deploy_without_the_fleet_executor_refuses(tmp_path: Path):
     )
     assert run.returncode == 2
     assert "executor_class: smokegate.fabric.executor.FleetExecutor" in run.stderr
+
+
+def test_a_rollback_whose_restart_fails_still_releases_the_lock(tmp_path: Path):
+    root = tmp_path / "root"
+    setup = [
+        {"op": "lock", "release": "v2", "holder": "me"},
+        {"op": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
+        {"op": "activate", "release": "v1"},
+        {"op": "create", "release": "v2", "archive": artifact(tmp_path, "v2")},
+        {"op": "activate", "release": "v2"},
+    ]
+    assert run_on_this_machine({"root": str(root), "steps": setup})["ok"]
+    steps = fleet.rollback_steps("v2", None, "test", "exit 4", 10, None, None, unlock="v2")
+    answer = run_on_this_machine({"root": str(root), "steps": steps})
+    assert [step["op"] for step in answer["steps"]] == ["rollback", "restart", "unlock"]
+    assert answer["steps"][1]["error"] == "restart command exited 4: (no output)"
+    assert answer["info"]["current"] == "v1" and answer["info"]["lock"] is None
+
+
+def test_a_request_past_its_budget_starts_no_more_steps(tmp_path: Path):
+    answer = run_on_this_machine(
+        {
+            "root": str(tmp_path / "root"),
+            "budget": 0.2,
+            "steps": [
+                {"op": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
+                {"op": "activate", "release": "v1"},
+                {"op": "restart", "command": "sleep 0.5"},
+                {"op": "lock", "release": "v1", "holder": "late"},
+            ],
+        }
+    )
+    assert not answer["ok"] and answer["info"]["lock"] is None
+    assert answer["steps"][-1]["error"] == "not started: past the request's 0.2 s"

@@ -5,8 +5,10 @@
 The Fabric front end (smokegate.remote) ships the engine to a host and runs ``handle``
 there in a single SSH exec. A request names a deploy root (optional) and a list of steps
 run in order; the first step that fails stops the rest, unless it says ``"continue": true``.
-A step with ``"when": "changed"`` runs only if the step before it changed something, and
-one with ``"when": "current"`` only while the root has a current release::
+A step with ``"when": "changed"`` runs only if the step before it changed something, one
+with ``"when": "current"`` only while the root has a current release (a list: all of them).
+With ``"budget": seconds``, no step starts once that much time has passed: the controller
+has stopped waiting by then, and a late switch must not undo what it did next::
 
     {"root": "/srv/app", "host": "web1",
      "steps": [{"op": "lock", "release": "v2", "holder": "ops@laptop", "pid": 4242},
@@ -28,6 +30,7 @@ Each failed step carries ``error``, a message that names what went wrong on this
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 from .releases import DeployRoot, LockHeld, ReleaseError
@@ -125,6 +128,18 @@ def _with_root(action: Callable[[DeployRoot, Step], bool]) -> Callable[..., Step
     return run
 
 
+def _discard(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
+    # Only an upload this front end made: never an arbitrary path.
+    path = step["path"]
+    name = os.path.basename(path)
+    if not (name.startswith("upload-") and name.endswith(".tar.gz")):
+        raise ReleaseError("%s is not an upload to discard" % path)
+    if not os.path.exists(path):
+        return {"ok": True, "changed": False}
+    os.unlink(path)
+    return {"ok": True, "changed": True}
+
+
 OPS: Dict[str, Callable[..., Step]] = {
     "info": _with_root(lambda root, step: False),
     "lock": _with_root(
@@ -139,6 +154,7 @@ OPS: Dict[str, Callable[..., Step]] = {
     "rollback": _rollback,
     "prune": _prune,
     "restart": _restart,
+    "discard": _discard,
     "smoke": _smoke,
 }
 NEEDS_NO_ROOT = ("smoke", "restart")
@@ -151,13 +167,25 @@ def handle(request: Dict[str, Any]) -> Dict[str, Any]:
     done: List[Step] = []
     ok = True
     changed = False
+    started = time.monotonic()
+    budget = request.get("budget")
     for step in request.get("steps", []):
         op = step.get("op")
-        when = step.get("when")
-        if (when == "changed" and not changed) or (
-            when == "current" and (root is None or root.current() is None)
-        ):
-            done.append({"op": op, "ok": True, "changed": False, "skipped": when})
+        if budget is not None and time.monotonic() - started > budget:
+            done.append(
+                {"op": op, "ok": False, "error": "not started: past the request's %s s" % budget}
+            )
+            ok = False
+            break
+        when = step.get("when") or []
+        unmet = [
+            condition
+            for condition in ([when] if isinstance(when, str) else when)
+            if (condition == "changed" and not changed)
+            or (condition == "current" and (root is None or root.current() is None))
+        ]
+        if unmet:
+            done.append({"op": op, "ok": True, "changed": False, "skipped": unmet[0]})
             changed = False
             continue
         if op not in OPS or (root is None and op not in NEEDS_NO_ROOT):

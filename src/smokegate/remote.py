@@ -29,6 +29,8 @@ ANSWER = "SMOKEGATE-ANSWER "
 # The controller-only part of the engine stays home.
 NOT_SHIPPED = ("argspec.py",)
 DEFAULT_CONNECT_TIMEOUT = 10
+KEEPALIVE_SECONDS = 15
+UPLOAD_STALL_SECONDS = 60
 # Past the request's own bound: interpreter start, engine import, the answer's trip back.
 SLACK_SECONDS = 15
 
@@ -36,6 +38,8 @@ SLACK_SECONDS = 15
 # compressed engine, then the request; imports the engine from memory; prints the answer.
 BOOTSTRAP = r"""
 import json, os, sys, zlib
+if sys.version_info < (3, 8):
+    sys.exit("smokegate: needs Python 3.8+ on this host, found " + sys.version.split()[0])
 from importlib.machinery import ModuleSpec
 data = sys.stdin.buffer.read()
 start = data.find(%(magic)r)
@@ -119,8 +123,12 @@ def connect(host: str | dict[str, Any], config: Any = None) -> Connection:
     kwargs = dict(host) if isinstance(host, dict) else {"host": host}
     if config is not None:
         kwargs["config"] = config
-    connection = Connection(**kwargs)
-    if connection.connect_timeout is None:
+    return bounded(Connection(**kwargs))
+
+
+def bounded(connection: Connection) -> Connection:
+    """Give a connection the default connect timeout unless one is configured anywhere."""
+    if connection.connect_timeout is None and "timeout" not in connection.connect_kwargs:
         connection.connect_timeout = DEFAULT_CONNECT_TIMEOUT
     return connection
 
@@ -181,7 +189,9 @@ class RemoteHost:
     def open(self) -> None:
         try:
             self.connection.open()
-        except (OSError, paramiko.SSHException) as exc:
+            # A host that goes silent (no RST) is noticed instead of waited on forever.
+            self.connection.transport.set_keepalive(KEEPALIVE_SECONDS)
+        except Exception as exc:  # paramiko and Fabric raise many kinds; all mean "not connected"
             raise _connect_error(self.name, self.connection, exc) from None
 
     def close(self) -> None:
@@ -190,6 +200,7 @@ class RemoteHost:
     def _exec(self, data: bytes, timeout: float) -> tuple[int, bytes, bytes]:
         self.open()
         deadline = time.monotonic() + timeout
+        channel = None
         try:
             channel = self.connection.transport.open_session(timeout=DEFAULT_CONNECT_TIMEOUT)
             channel.exec_command(
@@ -208,8 +219,9 @@ class RemoteHost:
                     if not chunk:
                         break
                     sink.extend(chunk)
-            status = channel.recv_exit_status()
-            channel.close()
+            if not channel.status_event.wait(max(0.01, deadline - time.monotonic())):
+                raise socket.timeout()
+            status = channel.exit_status
         except (socket.timeout, TimeoutError):
             raise HostError(
                 self.name, "timeout", "no answer from the engine in %.0f s" % timeout
@@ -220,6 +232,9 @@ class RemoteHost:
                 "unreachable",
                 "unreachable: the SSH connection broke: %s" % (exc or type(exc).__name__),
             ) from None
+        finally:
+            if channel is not None:
+                channel.close()
         return status, bytes(stdout), bytes(stderr)
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -228,7 +243,11 @@ class RemoteHost:
         text = stdout.decode("utf-8", "replace")
         marker = text.rfind(ANSWER)
         if marker >= 0:
-            answer = json.loads(text[marker + len(ANSWER) :].splitlines()[0])
+            try:
+                answer = json.loads(text[marker + len(ANSWER) :].splitlines()[0])
+            except (ValueError, IndexError):
+                answer = None  # cut off mid-answer: the same as no answer
+        if marker >= 0 and isinstance(answer, dict):
             if "engine_error" in answer:
                 raise HostError(self.name, "engine", "engine error: %s" % answer["engine_error"])
             return answer
@@ -262,11 +281,12 @@ class RemoteHost:
                 "no %s on the host (%s); install Python 3.8+ or point --python at it"
                 % (self.python, last),
             )
-        if "SyntaxError" in error:
+        if "needs Python 3.8+" in error or "SyntaxError" in error:
             return HostError(
                 self.name,
                 "python",
-                "%s on the host is older than Python 3.8: %s" % (self.python, last),
+                "%s on the host is older than Python 3.8: %s; point --python at a newer one"
+                % (self.python, last),
             )
         return HostError(self.name, "engine", "engine failed (exit %d): %s" % (status, last))
 
@@ -274,7 +294,14 @@ class RemoteHost:
         """Upload a file over SFTP on the same connection."""
         self.open()
         try:
+            self.connection.sftp().get_channel().settimeout(UPLOAD_STALL_SECONDS)
             self.connection.put(local, remote)
+        except (socket.timeout, TimeoutError):
+            raise HostError(
+                self.name,
+                "unreachable",
+                "unreachable: the upload stalled for %d s" % UPLOAD_STALL_SECONDS,
+            ) from None
         except OSError as exc:
             raise HostError(
                 self.name, "engine", "upload to %s failed: %s" % (remote, exc.strerror or exc)

@@ -1,42 +1,38 @@
-"""Fleet operations over SSH: smoke, rolling deploy, rollback and release listing.
+"""One rolling deploy across many hosts over SSH, with the semantics of DESIGN §1.4.
 
-The semantics are those of the Ansible playbooks (DESIGN §1.4), over the same ledger and
-lock, so a host deployed by one front end can be rolled back by the other. Every host
-runs concurrently within a step; each request is one SSH exec (smokegate.remote).
+Lock every host; deploy in batches (upload, unpack, switch, restart, smoke); at the first
+failure stop, roll back the hosts in scope, smoke them again and summarize.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import secrets
+import shlex
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from smokegate.engine import runner, spec
-from smokegate.remote import HostError, RemoteHost
+from smokegate.fleet import (
+    RollbackOutcome,
+    parallel,
+    request_timeout,
+    rollback_steps,
+    smoke_step,
+    step_error,
+    step_of,
+)
+from smokegate.remote import SLACK_SECONDS, HostError, RemoteHost
 
-MAX_PARALLEL = 32
+# Unpacking an upload: a fixed allowance plus a rate a slow disk still manages.
+UNPACK_SECONDS = 30
+UNPACK_BYTES_PER_SECOND = 10 * 1024 * 1024
 T = TypeVar("T")
 Out = Callable[[str], None]
-
-
-def parallel(hosts: Sequence[RemoteHost], work: Callable[[RemoteHost], T]) -> list[T | HostError]:
-    """``work`` on every host at once; a HostError is returned in its place, not raised."""
-
-    def guarded(host: RemoteHost) -> T | HostError:
-        try:
-            return work(host)
-        except HostError as exc:
-            return exc
-
-    if len(hosts) <= 1:
-        return [guarded(host) for host in hosts]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(hosts))) as pool:
-        return list(pool.map(guarded, hosts))
 
 
 def printer(stream: Any = None) -> Out:
@@ -55,267 +51,10 @@ def holder() -> str:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return "%s@%s" % (user, socket.gethostname())
+    # The pid makes two runs of the same release from one account two different holders.
+    return "%s@%s:%d" % (user, socket.gethostname(), os.getpid())
 
 
-def request_timeout(checks: list[spec.Check] | None, extra: float = 0) -> float:
-    from smokegate.remote import SLACK_SECONDS
-
-    return (runner.worst_case_seconds(checks) + 1 if checks else 0) + extra + SLACK_SECONDS
-
-
-def smoke_step(document: Any, deadline: float | None = None, **options: Any) -> dict[str, Any]:
-    step = {"op": "smoke", "checks": document, **options}
-    if deadline is not None:
-        step["deadline"] = deadline
-    return step
-
-
-def unreachable_report(host: str, checks: list[spec.Check], error: HostError) -> dict[str, Any]:
-    """A host that could not run its checks, in the shape of a report: every check errs."""
-    results = [
-        {
-            "name": check.name,
-            "type": check.type,
-            "severity": check.severity,
-            "status": "error",
-            "message": "not run: %s" % error.reason,
-            "duration_ms": 0.0,
-            "attempts": 0,
-        }
-        for check in checks
-    ]
-    return {
-        "host": host,
-        "ok": False,
-        "duration_ms": 0.0,
-        "summary": runner.summarize(results),
-        "results": results,
-        "error": error.reason,
-    }
-
-
-def why_not_ok(report: dict[str, Any]) -> str:
-    """'smoke checks failed: name: message; ...' for the checks that stopped the gate."""
-    failing = [
-        "%s: %s" % (result["name"], result["message"])
-        for result in report["results"]
-        if result["severity"] == "critical" and result["status"] not in ("pass", "skipped")
-    ]
-    return "smoke checks failed: " + "; ".join(failing)
-
-
-def step_error(answer: dict[str, Any]) -> str:
-    """What stopped a request: the failed step's error, or the checks that failed."""
-    for step in answer["steps"]:
-        if not step["ok"]:
-            if step["op"] == "smoke" and "report" in step:
-                return why_not_ok(step["report"])
-            return step.get("error", "%s failed" % step["op"])
-    return "failed"
-
-
-def step_of(answer: dict[str, Any], op: str) -> dict[str, Any] | None:
-    return next((step for step in answer["steps"] if step["op"] == op), None)
-
-
-# --- smoke -------------------------------------------------------------------------------
-def smoke(
-    hosts: Sequence[RemoteHost],
-    document: Any,
-    checks: list[spec.Check],
-    only: Sequence[str] | None = None,
-    deadline: float | None = None,
-) -> list[dict[str, Any]]:
-    """Every host's report, in host order; an unreachable host gets an all-error report."""
-    options: dict[str, Any] = {"only": list(only)} if only else {}
-    timeout = (deadline if deadline is not None else request_timeout(checks)) + 2
-
-    def run(host: RemoteHost) -> dict[str, Any]:
-        answer = host.call(
-            {"host": host.name, "steps": [smoke_step(document, deadline, **options)]}, timeout
-        )
-        step = answer["steps"][0]
-        if "report" not in step:
-            raise HostError(host.name, "engine", step.get("error", "smoke did not run"))
-        return step["report"]
-
-    return [
-        unreachable_report(host.name, checks, outcome)
-        if isinstance(outcome, HostError)
-        else outcome
-        for host, outcome in zip(hosts, parallel(hosts, run))
-    ]
-
-
-# --- releases ----------------------------------------------------------------------------
-def release_info(hosts: Sequence[RemoteHost], root: str) -> list[dict[str, Any] | HostError]:
-    def run(host: RemoteHost) -> dict[str, Any]:
-        answer = host.call({"root": root, "steps": [{"op": "info"}]}, request_timeout(None))
-        if "info" not in answer:
-            raise HostError(host.name, "engine", answer.get("info_error", "no release info"))
-        return answer["info"]
-
-    return parallel(hosts, run)
-
-
-def render_releases(hosts: Sequence[RemoteHost], infos: list[dict[str, Any] | HostError]) -> str:
-    """A table: host, release id, state, activated at, and * for current."""
-    rows = [("HOST", "RELEASE", "STATE", "ACTIVATED AT", "CURRENT")]
-    notes = []
-    for host, info in zip(hosts, infos):
-        if isinstance(info, HostError):
-            rows.append((host.name, "-", "unreachable", "-", ""))
-            notes.append(str(info))
-            continue
-        if not info["releases"]:
-            rows.append((host.name, "-", "no releases", "-", ""))
-        for entry in info["releases"]:
-            rows.append(
-                (
-                    host.name,
-                    entry["id"],
-                    entry.get("state", "?") + ("" if entry.get("present", True) else " (gone)"),
-                    entry.get("activated_at") or "-",
-                    "*" if entry.get("current") else "",
-                )
-            )
-        if info.get("lock"):
-            lock = info["lock"]
-            notes.append(
-                "%s: locked by %s since %s (release %s)"
-                % (host.name, lock.get("holder"), lock.get("since"), lock.get("release"))
-            )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
-    ]
-    return "\n".join(lines + notes)
-
-
-# --- rollback ----------------------------------------------------------------------------
-def rollback_steps(
-    release: str | None,
-    to: str | None,
-    reason: str,
-    restart: str | None,
-    restart_timeout: float,
-    document: Any,
-    deadline: float | None,
-    unlock: str | None,
-    require_target: bool = False,
-) -> list[dict[str, Any]]:
-    """Switch back, restart if that changed anything, verify if there is a current, unlock."""
-    steps: list[dict[str, Any]] = [
-        {
-            "op": "rollback",
-            "release": release,
-            "to": to,
-            "reason": reason,
-            "require_target": require_target,
-        }
-    ]
-    if restart:
-        steps.append(
-            {"op": "restart", "command": restart, "timeout": restart_timeout, "when": "changed"}
-        )
-    if document is not None:
-        steps.append(smoke_step(document, deadline, when="current", **{"continue": True}))
-    if unlock:
-        steps.append({"op": "unlock", "release": unlock, "continue": True})
-    return steps
-
-
-@dataclass
-class RollbackOutcome:
-    host: str
-    error: HostError | None = None
-    answer: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def switch(self) -> dict[str, Any]:
-        return step_of(self.answer, "rollback") or {}
-
-    @property
-    def report(self) -> dict[str, Any] | None:
-        smoke_done = step_of(self.answer, "smoke")
-        return smoke_done.get("report") if smoke_done else None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.answer.get("ok"))
-
-    @property
-    def switched_back(self) -> bool:
-        """The host is on its rollback target (verification may still have failed)."""
-        return self.error is None and bool(self.switch.get("ok"))
-
-    def title(self) -> str:
-        if not self.switched_back:
-            return "NOT ROLLED BACK"
-        return "ROLLED BACK" if self.switch.get("changed") else "UNCHANGED"
-
-    def describe(self) -> str:
-        if self.error is not None:
-            return self.error.reason
-        switch = self.switch
-        if not switch.get("ok", False):
-            return step_error(self.answer)
-        if switch.get("changed"):
-            moved = "%s -> %s" % (switch.get("from"), switch.get("to") or "(no current: removed)")
-            if switch.get("from") == switch.get("to"):
-                moved = "stays on %s; %s marked failed" % (
-                    switch.get("to"),
-                    switch.get("abandoned"),
-                )
-        else:
-            moved = (
-                "already on %s, nothing changed" % switch["to"]
-                if switch.get("to")
-                else "no current release, nothing to roll back"
-            )
-        restart = step_of(self.answer, "restart")
-        if restart and not restart.get("skipped"):
-            moved += (
-                ", restarted" if restart["ok"] else ", restart FAILED: %s" % restart.get("error")
-            )
-        report = self.report
-        if report is not None:
-            moved += ", verified" if report["ok"] else ", verify FAILED: %s" % why_not_ok(report)
-        elif not self.answer.get("ok"):
-            moved += ": " + step_error(self.answer)
-        return moved
-
-
-def rollback(
-    hosts: Sequence[RemoteHost],
-    root: str,
-    to: str | None = None,
-    release: str | None = None,
-    reason: str = "rolled back by hand",
-    restart: str | None = None,
-    restart_timeout: float = 300,
-    document: Any = None,
-    checks: list[spec.Check] | None = None,
-    unlock: str | None = None,
-) -> list[RollbackOutcome]:
-    steps = rollback_steps(
-        release, to, reason, restart, restart_timeout, document, None, unlock, require_target=True
-    )
-    timeout = request_timeout(checks, restart_timeout if restart else 0)
-
-    def run(host: RemoteHost) -> RollbackOutcome:
-        return RollbackOutcome(
-            host.name, answer=host.call({"root": root, "host": host.name, "steps": steps}, timeout)
-        )
-
-    return [
-        RollbackOutcome(host.name, error=outcome) if isinstance(outcome, HostError) else outcome
-        for host, outcome in zip(hosts, parallel(hosts, run))
-    ]
-
-
-# --- rolling deploy ------------------------------------------------------------------------
 def parse_serial(text: str | Sequence[Any]) -> list[int | str]:
     """'1,50%,100%' -> [1, '50%', '100%']; each a host count or a percentage."""
     items = text.split(",") if isinstance(text, str) else list(text)
@@ -368,6 +107,8 @@ class HostRun:
     failure: str | None = None
     unreachable: bool = False
     rollback: RollbackOutcome | None = None
+    upload: str | None = None
+    lock_kept: bool = False
 
     @property
     def name(self) -> str:
@@ -391,6 +132,8 @@ class Deploy:
     scope: str = "all"
     shared: Sequence[str] = ()
     out: Out = print
+    # The fab options a by-hand rollback of a stranded host needs (--restart, --sudo, ...).
+    recovery_options: Sequence[str] = ()
     runs: list[HostRun] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -403,10 +146,17 @@ class Deploy:
             run = by_host[id(host)]
             try:
                 work(run)
-            except HostError as exc:
-                run.failure = run.failure or exc.reason
-                run.unreachable = run.unreachable or exc.kind == "unreachable"
-                self.out("[%s] %s" % (run.name, exc.reason))
+            except Exception as exc:  # a surprise on one host is that host's failure
+                error = (
+                    exc
+                    if isinstance(exc, HostError)
+                    else HostError(
+                        run.name, "engine", "internal error: %s: %s" % (type(exc).__name__, exc)
+                    )
+                )
+                run.failure = run.failure or error.reason
+                run.unreachable = run.unreachable or error.kind == "unreachable"
+                self.out("[%s] %s" % (run.name, error.reason))
 
         parallel([run.remote for run in runs], guarded)
 
@@ -434,8 +184,11 @@ class Deploy:
         steps: list[dict[str, Any]] = []
         done = []
         if self.release not in present:
+            # Under sudo the login user uploads to /tmp; an unguessable name keeps another
+            # user from planting the file first.
             directory = "/tmp" if run.remote.sudo else self.root + "/.smokegate"
-            upload = "%s/upload-%s-%d.tar.gz" % (directory, self.release, os.getpid())
+            upload = "%s/upload-%s-%s.tar.gz" % (directory, self.release, secrets.token_hex(8))
+            run.upload = upload
             run.remote.put(self.artifact, upload)
             done.append("uploaded")
             steps.append(
@@ -458,9 +211,10 @@ class Deploy:
             )
         steps.append(smoke_step(self.document))
         steps.append({"op": "good", "release": self.release})
+        budget = self._budget(with_upload=run.upload is not None)
         answer = run.remote.call(
-            {"root": self.root, "host": run.name, "steps": steps},
-            request_timeout(self.checks, self.restart_timeout if self.restart else 0),
+            {"root": self.root, "host": run.name, "steps": steps, "budget": budget},
+            budget + SLACK_SECONDS,
         )
         for step in answer["steps"]:
             if step["ok"] and step.get("changed"):
@@ -487,6 +241,16 @@ class Deploy:
             run.failure = step_error(answer)
             self.out("[%s] FAILED: %s" % (run.name, run.failure))
 
+    def _budget(self, with_upload: bool) -> float:
+        """Seconds a host's deploy request may take: unpack, restart, smoke."""
+        unpack = (
+            UNPACK_SECONDS + os.path.getsize(self.artifact) / UNPACK_BYTES_PER_SECOND
+            if with_upload
+            else 0
+        )
+        restart = self.restart_timeout if self.restart else 0
+        return unpack + restart + runner.worst_case_seconds(self.checks) + 1
+
     def _roll_back(self, run: HostRun) -> None:
         steps = rollback_steps(
             self.release,
@@ -498,6 +262,8 @@ class Deploy:
             None,
             self.release,
         )
+        if run.upload:  # an upload the failed request may not have unpacked (and removed)
+            steps.insert(0, {"op": "discard", "path": run.upload, "continue": True})
         try:
             answer = run.remote.call(
                 {"root": self.root, "host": run.name, "steps": steps},
@@ -509,23 +275,32 @@ class Deploy:
             run.rollback = RollbackOutcome(run.name, answer=answer)
         self.out("[%s] %s: %s" % (run.name, run.rollback.title().lower(), run.rollback.describe()))
 
+    def _release_lock(self, run: HostRun, steps: list[dict[str, Any]]) -> None:
+        """Run the closing steps (ending with unlock); note a lock that stayed held."""
+        try:
+            answer = run.remote.call({"root": self.root, "steps": steps}, request_timeout(None))
+        except HostError as exc:
+            run.lock_kept = True
+            self.out("[%s] lock not released: %s" % (run.name, exc.reason))
+            return
+        for step in answer["steps"]:
+            if not step["ok"]:
+                self.out("[%s] %s failed: %s" % (run.name, step["op"], step.get("error")))
+        unlocked = step_of(answer, "unlock")
+        if unlocked is None or not unlocked["ok"]:
+            run.lock_kept = True
+
     def _finish(self, run: HostRun) -> None:
-        run.remote.call(
-            {
-                "root": self.root,
-                "steps": [
-                    {"op": "prune", "keep": self.keep, "continue": True},
-                    {"op": "unlock", "release": self.release},
-                ],
-            },
-            request_timeout(None),
+        self._release_lock(
+            run,
+            [
+                {"op": "prune", "keep": self.keep, "continue": True},
+                {"op": "unlock", "release": self.release},
+            ],
         )
 
     def _unlock(self, run: HostRun) -> None:
-        run.remote.call(
-            {"root": self.root, "steps": [{"op": "unlock", "release": self.release}]},
-            request_timeout(None),
-        )
+        self._release_lock(run, [{"op": "unlock", "release": self.release}])
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> bool:
@@ -545,20 +320,33 @@ class Deploy:
         if halted:
             self.out("smokegate: not every host could be locked; no host was changed")
         else:
-            for number, batch in enumerate(plan, start=1):
-                self.out(
-                    "batch %d/%d: %s" % (number, len(plan), " ".join(run.name for run in batch))
-                )
-                self._each(batch, self._deploy_host)
-                if any(not run.verified for run in batch):
-                    halted = True
-                    break
+            try:
+                for number, batch in enumerate(plan, start=1):
+                    self.out(
+                        "batch %d/%d: %s" % (number, len(plan), " ".join(run.name for run in batch))
+                    )
+                    self._each(batch, self._deploy_host)
+                    if any(not run.verified for run in batch):
+                        halted = True
+                        break
+            except KeyboardInterrupt:  # an operator's stop is a failed deploy: put hosts back
+                halted = True
+                self.out("smokegate: interrupted; rolling back")
+                for run in self.runs:
+                    if run.started and not run.verified and run.failure is None:
+                        run.failure = "interrupted"
         if not halted:
             self._each(self.runs, self._finish)
             self.out(
                 "smokegate: release %s is live on %s"
                 % (self.release, ", ".join(run.name for run in self.runs))
             )
+            kept = [run.name for run in self.runs if run.lock_kept]
+            if kept:
+                self.out(
+                    "smokegate: the deploy lock is still held on %s; remove "
+                    "%s/.smokegate/lock there" % (", ".join(kept), self.root)
+                )
             return True
 
         failed = [run for run in self.runs if run.failure is not None]
@@ -593,20 +381,31 @@ class Deploy:
                 )
             elif not run.started and run.locked:
                 lines.append("  UNTOUCHED %s: its batch never started" % run.name)
+        locked = [run.name for run in self.runs if run.lock_kept]
+        if locked:
+            lines.append(
+                "  STILL LOCKED %s: remove %s/.smokegate/lock there once no deploy is running"
+                % (", ".join(locked), self.root)
+            )
         stranded = [
             run.name
             for run in self.runs
             if run.rollback is not None and not run.rollback.switched_back
         ]
         if stranded:
+            command = [
+                "fab",
+                "-H",
+                ",".join(stranded),
+                "rollback",
+                "--root",
+                self.root,
+                "--release",
+                self.release,
+                *self.recovery_options,
+            ]
             lines.append(
-                "  when %s answer%s again: fab -H %s rollback --root %s --release %s"
-                % (
-                    ", ".join(stranded),
-                    "" if len(stranded) > 1 else "s",
-                    ",".join(stranded),
-                    self.root,
-                    self.release,
-                )
+                "  when %s answer%s again: %s"
+                % (", ".join(stranded), "" if len(stranded) > 1 else "s", shlex.join(command))
             )
         return "\n".join(lines)

@@ -36,8 +36,8 @@ class FleetCall(Call):
         super().__init__(*args, **kwargs)
         self.hosts = list(hosts or [])
 
-    def clone_kwargs(self) -> dict[str, Any]:
-        return dict(super().clone_kwargs(), hosts=self.hosts)
+    def clone_data(self) -> dict[str, Any]:
+        return dict(super().clone_data(), hosts=list(self.hosts))
 
     def make_context(self, config: Any) -> FleetContext:
         return FleetContext(config, [dict(host) for host in self.hosts])

@@ -26,7 +26,7 @@ from typing import Any
 from fabric import Connection
 from invoke import Exit
 
-from smokegate import remote, rollout
+from smokegate import fleet, remote, rollout
 from smokegate.engine import releases as release_dirs
 from smokegate.engine import report, spec
 from smokegate.fabric.executor import fleet_task
@@ -39,6 +39,10 @@ EXECUTOR_HINT = (
     "to the fabric.yaml beside your fabfile"
 )
 
+RESTART_HELP = {
+    "restart": "shell command run in the release directory after a switch",
+    "restart-timeout": "seconds the restart command may take (default: 300)",
+}
 COMMON_HELP = {
     "sudo": "run the engine with sudo on the hosts (a password comes from "
     "--prompt-for-sudo-password)",
@@ -52,9 +56,7 @@ def _usage(message: str) -> Exit:
 
 def _hosts(c: Any, sudo: bool, python: str, task: str) -> list[remote.RemoteHost]:
     if isinstance(c, Connection):  # called per host by Fabric's own executor
-        connections = [c]
-        if c.connect_timeout is None:
-            c.connect_timeout = remote.DEFAULT_CONNECT_TIMEOUT
+        connections = [remote.bounded(c)]
     else:
         hosts = getattr(c, "smokegate_hosts", None)
         if not hosts:
@@ -124,7 +126,7 @@ def smoke(
         raise _usage("--deadline must be greater than 0")
     hosts = _hosts(c, sudo, python, "smoke")
     try:
-        results = rollout.smoke(hosts, document, parsed, only=only, deadline=bound)
+        results = fleet.smoke(hosts, document, parsed, only=only, deadline=bound)
     finally:
         _close(hosts)
     print(report.render(format, results, color=format == "human" and _color()))
@@ -142,8 +144,7 @@ def smoke(
         "release": "the release id (default: a UTC timestamp, the same on every host)",
         "serial": "batch sizes, host counts or percentages; the last one repeats "
         "(default: 1,50%,100%: a canary first)",
-        "restart": "shell command run in the release directory after a switch",
-        "restart-timeout": "seconds the restart command may take (default: 300)",
+        **RESTART_HELP,
         "keep": "releases to keep on each host after a good deploy (default: 5)",
         "rollback-scope": "all (default): every host that got the release; failed: "
         "only the hosts that failed",
@@ -212,6 +213,13 @@ def deploy(
             scope=rollback_scope,
             shared=shared or [],
             out=rollout.printer(),
+            recovery_options=[
+                *(["--restart", restart] if restart else []),
+                "--checks",
+                checks,
+                *(["--sudo"] if sudo else []),
+                *(["--python", python] if python != "python3" else []),
+            ],
         )
         ok = run.run()
     finally:
@@ -229,8 +237,7 @@ def deploy(
         "release": "abandon this release: roll back where it is current, mark it failed, "
         "and release its deploy lock (what a deploy that lost a host leaves behind)",
         "checks": "smoke spec to verify the hosts with afterwards",
-        "restart": "shell command run in the release directory after a switch",
-        "restart-timeout": "seconds the restart command may take (default: 300)",
+        **RESTART_HELP,
         **COMMON_HELP,
     },
 )
@@ -261,7 +268,7 @@ def rollback(
     document, parsed = _load_spec(checks) if checks else (None, None)
     hosts = _hosts(c, sudo, python, "rollback")
     try:
-        outcomes = rollout.rollback(
+        outcomes = fleet.rollback(
             hosts,
             root,
             to=to or None,
@@ -298,7 +305,7 @@ def releases(
         raise _usage("--format must be human or json")
     hosts = _hosts(c, sudo, python, "releases")
     try:
-        infos = rollout.release_info(hosts, root)
+        infos = fleet.release_info(hosts, root)
     finally:
         _close(hosts)
     if format == "json":
@@ -316,6 +323,6 @@ def releases(
             )
         )
     else:
-        print(rollout.render_releases(hosts, infos))
+        print(fleet.render_releases(hosts, infos))
     if any(isinstance(info, remote.HostError) for info in infos):
         raise Exit(code=EXIT_FAILED)
