@@ -249,7 +249,8 @@ class Deploy:
             else 0
         )
         restart = self.restart_timeout if self.restart else 0
-        return unpack + restart + runner.worst_case_seconds(self.checks) + 1
+        # +1: the run's own deadline margin; +5: switching, marking and interpreter start.
+        return unpack + restart + runner.worst_case_seconds(self.checks) + 6
 
     def _roll_back(self, run: HostRun) -> None:
         steps = rollback_steps(
