@@ -74,7 +74,8 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _valid_id(release: str) -> str:
+def valid_id(release: str) -> str:
+    """``release`` if it can name a directory under releases/; ReleaseError otherwise."""
     if not release or release in (".", "..") or "/" in release or release.startswith("."):
         raise ReleaseError("%r is not a valid release id (no '/', no leading '.')" % release)
     return release
@@ -163,7 +164,7 @@ class DeployRoot:
         return os.path.basename(target.rstrip("/"))
 
     def release_path(self, release: str) -> str:
-        return os.path.join(self.releases_dir, _valid_id(release))
+        return os.path.join(self.releases_dir, valid_id(release))
 
     def exists(self, release: str) -> bool:
         return os.path.isdir(self.release_path(release))

@@ -192,7 +192,7 @@ def deploy(
         raise _usage("--keep must be at least 1")
     release = release or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     try:
-        release_dirs.DeployRoot("/").release_path(release)  # validates the id
+        release_dirs.valid_id(release)
         batch_sizes = rollout.parse_serial(serial)
     except (release_dirs.ReleaseError, ValueError) as exc:
         raise _usage(str(exc)) from None
@@ -262,7 +262,7 @@ def rollback(
     try:
         for given in (to, release):
             if given:
-                release_dirs.DeployRoot("/").release_path(given)
+                release_dirs.valid_id(given)
     except release_dirs.ReleaseError as exc:
         raise _usage(str(exc)) from None
     document, parsed = _load_spec(checks) if checks else (None, None)
