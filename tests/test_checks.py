@@ -248,6 +248,17 @@ def test_binary_missing_and_no_version_in_output(tmp_path: Path):
     assert "no version found in the output" in results["no version"]["message"]
 
 
+def test_binary_that_hangs_is_a_timeout_not_a_failure():
+    results = run(
+        {
+            "name": "hangs",
+            "binary": {"name": "/bin/sleep", "args": ["5"], "version": ">=1"},
+            "timeout": 0.5,
+        }
+    )
+    assert status_and_message(results["hangs"]) == ("timeout", "no result within 0.5 s")
+
+
 def test_binary_never_runs_through_a_shell(tmp_path: Path):
     marker = tmp_path / "pwned"
     results = run(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -15,7 +19,14 @@ from ansible_collections.smokegate.core.plugins.module_utils.argspec import (
     check_options,
     smoke_argument_spec,
 )
-from ansible_collections.smokegate.core.plugins.modules import release, smoke
+from ansible_collections.smokegate.core.plugins.module_utils.releases import DeployRoot
+from ansible_collections.smokegate.core.plugins.module_utils.schema import (
+    CHECK_TYPES,
+    COMMON_FIELDS,
+)
+from ansible_collections.smokegate.core.plugins.modules import release, release_info, smoke
+
+MODULES = sorted(path.stem for path in (REPO / "plugins" / "modules").glob("*.py"))
 
 
 def run_module(module, args: dict, capsys: pytest.CaptureFixture) -> dict:
@@ -119,34 +130,106 @@ def test_release_module_refuses_a_held_lock_with_the_holder(capsys, tmp_path: Pa
     assert result["lock"]["release"] == "r1"
 
 
+def test_release_info_reports_the_root_and_changes_nothing(capsys, tmp_path: Path):
+    source = tmp_path / "src"
+    source.mkdir()
+    root = DeployRoot(str(tmp_path / "app"))
+    for release_id in ("v1", "v2"):
+        root.create(release_id, src=str(source))
+        root.activate(release_id)
+    root.lock("v3", "carol@bastion", pid=7)
+    ledger_before = Path(root.ledger_path).read_bytes()
+    result = run_module(release_info, {"root": root.root, "_ansible_check_mode": True}, capsys)
+    assert result.pop("changed") is False
+    result.pop("invocation")
+    assert result == root.info()
+    assert (result["current"], result["rollback_target"]) == ("v2", "v1")
+    assert [entry["id"] for entry in result["releases"]] == ["v1", "v2"]
+    assert result["lock"]["holder"] == "carol@bastion"
+    assert Path(root.ledger_path).read_bytes() == ledger_before
+
+
+def test_release_info_reads_a_missing_root_as_empty(capsys, tmp_path: Path):
+    result = run_module(release_info, {"root": str(tmp_path / "nothing")}, capsys)
+    assert result["changed"] is False
+    assert (result["current"], result["rollback_target"], result["releases"], result["lock"]) == (
+        None,
+        None,
+        [],
+        None,
+    )
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_release_module_needs_a_state_and_only_reads_through_release_info(capsys, tmp_path: Path):
+    result = run_module(release, {"root": str(tmp_path)}, capsys)
+    assert result["failed"] is True
+    assert result["msg"] == "missing required arguments: state"
+    result = run_module(release, {"root": str(tmp_path), "state": "info"}, capsys)
+    assert result["failed"] is True
+    assert "value of state must be one of" in result["msg"]
+
+
 def test_module_docs_match_the_argument_specs():
     documented = yaml.safe_load(smoke.DOCUMENTATION)["options"]
     spec = smoke_argument_spec()
     assert set(documented) == set(spec)
     assert documented["checks"]["suboptions"] == check_options(with_docs=True)
-    release_docs = yaml.safe_load(release.DOCUMENTATION)["options"]
-    assert set(release_docs) == {
-        "root",
-        "state",
-        "release",
-        "src",
-        "archive",
-        "shared",
-        "to",
-        "reason",
-        "keep",
-        "holder",
-        "pid",
-        "force",
-    }
 
 
-def test_generated_check_docs_are_up_to_date():
-    import subprocess
+class _Captured(Exception):
+    pass
 
-    completed = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "sync-module-docs"), "--check"],
+
+def argument_spec_of(module) -> dict:
+    """The argument_spec a module's main() builds, without running the module."""
+
+    def capture(**kwargs):
+        raise _Captured(kwargs["argument_spec"])
+
+    with mock.patch.object(module, "AnsibleModule", capture), pytest.raises(_Captured) as caught:
+        module.main()
+    return caught.value.args[0]
+
+
+def option_tree(options: dict) -> dict:
+    """Option names, and under each the names of its nested options, all the way down."""
+    return {name: option_tree(option.get("options") or {}) for name, option in options.items()}
+
+
+def shown_options(module: str) -> dict:
+    """The option tree that ansible-doc shows for the collection installed in this
+    interpreter's environment: each option is a line "- name" ("= name" when required),
+    indented under the option it belongs to."""
+    text = subprocess.run(
+        [Path(sys.executable).with_name("ansible-doc"), "smokegate.core." + module],
         capture_output=True,
         text=True,
-    )
-    assert completed.returncode == 0, completed.stderr
+        check=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+    ).stdout
+    options = text.split("\nOPTIONS ", 1)[1]
+    section = re.split(r"^[A-Z][A-Z ]*:$", options, maxsplit=1, flags=re.MULTILINE)[0]
+    tree: dict = {}
+    parents = [(-1, tree)]
+    for indent, name in re.findall(r"^( *)[-=] (\w+)(?:\s|$)", section, re.MULTILINE):
+        while parents[-1][0] >= len(indent):
+            parents.pop()
+        parents[-1][1][name] = {}
+        parents.append((len(indent), parents[-1][1][name]))
+    return tree
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_ansible_doc_of_the_installed_collection_shows_every_option(name: str):
+    import importlib
+
+    module = importlib.import_module("ansible_collections.smokegate.core.plugins.modules." + name)
+    assert shown_options(name) == option_tree(argument_spec_of(module))
+
+
+def test_ansible_doc_of_the_smoke_module_shows_every_check_type_and_field():
+    schema: dict = {name: {} for name in COMMON_FIELDS}
+    for name, check_type in CHECK_TYPES.items():
+        schema[name] = {field: {} for field in check_type.fields}
+    assert shown_options("smoke")["checks"] == schema

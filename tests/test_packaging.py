@@ -6,6 +6,7 @@ import doctest
 import json
 import subprocess
 import sys
+import tarfile
 import venv
 import zipfile
 from pathlib import Path
@@ -147,3 +148,93 @@ def test_engine_imports_nothing_from_ansible():
     for path in Path(ENGINE_DIR).glob("*.py"):
         text = path.read_text()
         assert "import ansible" not in text and "from ansible" not in text, path
+
+
+def test_galaxy_artifact_installs_and_runs_the_smoke_module_and_role(tmp_path: Path):
+    """The collection as Galaxy users get it: built, installed into a collections path of its
+    own, and run with ansible told to look nowhere else (not at the copy pip installed)."""
+    bin_dir = Path(sys.executable).parent
+    built = tmp_path / "built"
+    subprocess.run(
+        [bin_dir / "ansible-galaxy", "collection", "build", "--output-path", built, REPO],
+        check=True,
+        capture_output=True,
+    )
+    (tarball,) = built.glob("smokegate-core-*.tar.gz")
+    with tarfile.open(tarball) as archive:
+        names = set(archive.getnames())
+    for wanted in (
+        "plugins/modules/smoke.py",
+        "roles/smoke/tasks/main.yml",
+        "meta/runtime.yml",
+        "playbooks/rolling_deploy.yml",
+        "docs/checks.md",
+        "CHANGELOG.md",
+    ):
+        assert wanted in names, wanted
+    assert not [
+        name for name in names if name.split("/")[0] in ("src", "tests", "scripts", ".venv")
+    ]
+
+    collections = tmp_path / "collections"
+    # Only this collections path: ansible must not see the copy pip installed.
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections),
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+    }
+    subprocess.run(
+        [bin_dir / "ansible-galaxy", "collection", "install", "-p", collections, tarball],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    installed = collections / "ansible_collections" / "smokegate" / "core"
+    assert (installed / "MANIFEST.json").is_file()
+
+    env_file = tmp_path / "app.env"
+    env_file.write_text("APP_TOKEN=galaxy-secret-value\n")
+    playbook = tmp_path / "smoke.yml"
+    playbook.write_text(
+        f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The module, straight
+      smokegate.core.smoke:
+        checks:
+          - {{name: root, mount: {{path: /}}}}
+          - {{name: token, env: {{name: APP_TOKEN, file: {env_file}}}}}
+      register: direct
+    - name: The role
+      ansible.builtin.include_role:
+        name: smokegate.core.smoke
+      vars:
+        smokegate_checks: [{{name: python, binary: {{name: {sys.executable}, version: ">=3.9"}}}}]
+    - name: Both ran from the installed artifact
+      ansible.builtin.assert:
+        that:
+          - direct.smoke.ok and direct.smoke.summary.passed == 2
+          - smoke_result.smoke.ok and smoke_result.smoke.summary.passed == 1
+"""
+    )
+    completed = subprocess.run(
+        [
+            bin_dir / "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            playbook,
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-v",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert str(installed) in completed.stdout  # -v names where the role came from
+    assert "galaxy-secret-value" not in completed.stdout + completed.stderr

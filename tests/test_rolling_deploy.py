@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from fleet import Fleet
 
 from ansible_collections.smokegate.core.plugins.module_utils.releases import DeployRoot
@@ -231,3 +235,34 @@ def test_the_callback_writes_junit_and_json(fleet: Fleet, tmp_path: Path):
     assert {entry["host"] for entry in json.loads(report.read_text())["reports"]} == set(
         fleet.hosts
     )
+
+
+def test_a_second_rolling_deploy_in_one_ansible_playbook_run_is_refused(tmp_path: Path):
+    # Host facts of the first import would carry its release id into the second one.
+    fleet = Fleet(tmp_path, count=2)
+    playbook = tmp_path / "twice.yml"
+    imports = [
+        {
+            "name": "Deploy %s" % release,
+            "ansible.builtin.import_playbook": "smokegate.core.rolling_deploy",
+            "vars": fleet.deploy_vars(release),
+        }
+        for release in ("v1", "v2")
+    ]
+    playbook.write_text(yaml.safe_dump(imports, sort_keys=False))
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            str(fleet.inventory),
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **fleet.ansible_env},
+    )
+    assert completed.returncode != 0
+    assert "already ran in this ansible-playbook run (release v1)" in completed.stdout
+    assert [fleet.current(host) for host in fleet.hosts] == ["v1", "v1"]
+    assert fleet.releases_on_disk("web1") == ["v1"]

@@ -71,6 +71,7 @@ def _restart(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Ste
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 timeout=step.get("timeout", 300),
+                check=False,  # the exit status is reported below, with the output
             )
         except subprocess.TimeoutExpired:
             return {

@@ -166,6 +166,8 @@ def check_binary(params: Params, probe: Any, attempt: Attempt) -> Outcome:
     argv = [path, *params["args"]]
     try:
         returncode, output = probe.run(argv, timeout=attempt.remaining())
+    except (socket.timeout, TimeoutError):
+        raise  # a TimeoutError is an OSError, but it is the runner's to report as a timeout
     except OSError as exc:
         return Outcome(FAIL, "cannot run %s: %s" % (path, exc.strerror or exc))
     pattern = re.compile(params["regex"]) if params["regex"] else DEFAULT_VERSION_RE

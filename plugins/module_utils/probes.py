@@ -64,7 +64,7 @@ def parse_mountinfo(text: str) -> List[MountEntry]:
     entries = []
     for line in text.splitlines():
         # id parent major:minor root target options [optional...] - fstype source super-options
-        left, _, right = line.partition(" - ")
+        left, _sep, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
         if len(fields) < 6 or len(tail) < 2:
             continue
@@ -272,7 +272,7 @@ class SystemProbe:
         from urllib.parse import urljoin, urlsplit
 
         origin = urlsplit(url).netloc
-        for _ in range(MAX_REDIRECTS + 1):
+        for _attempt in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
             request_headers = {"User-Agent": "smokegate", "Connection": "close"}
             if parts.netloc != origin:

@@ -70,6 +70,20 @@ class LockHeld(ReleaseError):
         )
 
 
+def failure(exc: Exception, root: str) -> Dict[str, Any]:
+    """How a module reports ``exc``, raised by a DeployRoot operation on ``root``: ``msg``,
+    plus the holder as ``lock`` when the deploy lock refused.
+
+    >>> failure(FileNotFoundError(2, "No such file or directory", "/srv/app/releases"), "/srv/app")
+    {'msg': '/srv/app/releases: No such file or directory'}
+    """
+    if isinstance(exc, LockHeld):
+        return {"msg": str(exc), "lock": exc.holder}
+    if isinstance(exc, OSError):
+        return {"msg": "%s: %s" % (exc.filename or root, exc.strerror or exc)}
+    return {"msg": str(exc)}
+
+
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 

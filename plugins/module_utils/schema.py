@@ -10,14 +10,35 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+# What each kind of field accepts; spec.py has one validator per kind.
+KINDS: Dict[str, str] = {
+    "str": "A non-empty string.",
+    "path": "An absolute path.",
+    "strlist": "A string, or a list of strings.",
+    "list": "A list of strings.",
+    "bool": "true or false.",
+    "size": "Bytes, or a number with a unit: K, M, G, T, P and KiB to PiB are powers of 1024,"
+    " KB to PB powers of 1000 (500M, 2GiB, 10GB).",
+    "percent": "A number from 0 to 100.",
+    "port": "A whole number from 1 to 65535.",
+    "number": "Seconds, greater than 0.",
+    "delay": "Seconds, 0 or more.",
+    "count": "A whole number, 0 or more.",
+    "regex": "A Python regular expression, searched for anywhere in the text.",
+    "version": "Clauses joined by commas, all of which must hold: >=, <=, >, <, ==, != and a"
+    " version (a bare version means ==); ==3.11.* and !=3.11.* match a prefix. Versions"
+    " compare on their numbers (9.2p1, 6.1.1-3), a missing one counting as 0.",
+    "choice": "One of the listed values.",
+    "statuses": "An HTTP status code (100-599), or a list of them.",
+    "headers": "A mapping of header names to string values.",
+}
+
 
 class Field:
     """One key a user may write.
 
-    ``kind`` names the validator in spec.py: str, path (absolute), strlist (a string or
-    a list of strings), list (of strings), bool, size, percent, port, number (> 0),
-    delay (>= 0), count (an int >= 0), regex, version, choice, statuses (an int or a
-    list of ints), headers (a mapping of secret strings).
+    ``kind`` is a key of KINDS. ``example`` is a value to show in the docs (a check
+    type's fields are shown through its ``example`` instead).
     """
 
     def __init__(
@@ -29,6 +50,7 @@ class Field:
         default: Any = None,
         choices: Optional[Sequence[str]] = None,
         secret: bool = False,
+        example: Any = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -37,6 +59,7 @@ class Field:
         self.default = default
         self.choices = tuple(choices) if choices else None
         self.secret = secret
+        self.example = example
 
 
 class CheckType:
@@ -203,16 +226,23 @@ SEVERITIES = ("critical", "warning")
 COMMON_FIELDS: Dict[str, Field] = {
     field.name: field
     for field in (
-        Field("name", "str", "Unique name of the check.", required=True),
+        Field("name", "str", "Unique name of the check.", required=True, example="app health"),
         Field(
             "severity",
             "choice",
             "A failing warning is reported but never fails the gate.",
             default="critical",
             choices=SEVERITIES,
+            example="warning",
         ),
-        Field("timeout", "number", "Seconds one attempt may take; always enforced.", default=5.0),
-        Field("retries", "count", "Extra attempts after a failed one.", default=0),
-        Field("retry_delay", "delay", "Seconds between attempts.", default=1.0),
+        Field(
+            "timeout",
+            "number",
+            "Seconds one attempt may take; always enforced.",
+            default=5.0,
+            example=3,
+        ),
+        Field("retries", "count", "Extra attempts after a failed one.", default=0, example=2),
+        Field("retry_delay", "delay", "Seconds between attempts.", default=1.0, example=0.5),
     )
 }

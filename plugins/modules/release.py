@@ -16,7 +16,7 @@ description:
     marked failed is never a rollback target and does not count against O(keep).
   - The switch of C(current) is atomic (a symlink under a temporary name renamed over it).
 author:
-  - smokegate contributors
+  - smokegate contributors (@smokegate)
 attributes:
   check_mode:
     support: full
@@ -41,14 +41,14 @@ options:
         recorded previous good release, or to O(to); with no previous release C(current) is
         removed, as it was before the first deploy. The abandoned release is marked failed.
         Running it again changes nothing.
-      - V(info) only reports.
       - V(pruned) removes old releases, keeping the newest O(keep) that did not fail, the
         current one, its rollback target and the newest failed one.
       - V(locked) takes the deploy lock for O(release); a lock held by another release fails
         with the holder's details. V(unlocked) releases it when O(release) holds it (or O(force)).
+      - To read the deploy root without changing it, use M(smokegate.core.release_info).
     type: str
-    default: info
-    choices: [present, active, good, rolled_back, info, pruned, locked, unlocked]
+    required: true
+    choices: [present, active, good, rolled_back, pruned, locked, unlocked]
   release:
     description: Release id (a directory name under C(releases/)).
     type: str
@@ -89,34 +89,55 @@ options:
     type: bool
     default: false
 seealso:
+  - module: smokegate.core.release_info
   - module: smokegate.core.smoke
 """
 
 EXAMPLES = r"""
-- name: Create a release from an archive already on the host
+- name: Take the deploy lock for the new release
   smokegate.core.release:
-    root: /tmp/smokegate-example
+    root: /srv/app
     release: "20261121T120000Z"
-    archive: /tmp/smokegate-example-app.tar.gz
+    holder: deploy@ci1
+    state: locked
+
+- name: Create the release from an archive already on the host, with logs/ kept in shared/
+  smokegate.core.release:
+    root: /srv/app
+    release: "20261121T120000Z"
+    archive: /tmp/app-20261121T120000Z.tar.gz
     shared: [logs/]
     state: present
 
 - name: Switch current to it
   smokegate.core.release:
-    root: /tmp/smokegate-example
+    root: /srv/app
     release: "20261121T120000Z"
     state: active
 
-- name: Show releases, current and the rollback target
+- name: Record that it passed its smoke checks
   smokegate.core.release:
-    root: /tmp/smokegate-example
-  register: releases
+    root: /srv/app
+    release: "20261121T120000Z"
+    state: good
+
+- name: Release the deploy lock
+  smokegate.core.release:
+    root: /srv/app
+    release: "20261121T120000Z"
+    state: unlocked
+
+- name: Remove old releases, keeping the newest three that did not fail
+  smokegate.core.release:
+    root: /srv/app
+    keep: 3
+    state: pruned
 
 - name: Go back to the recorded previous good release
   smokegate.core.release:
-    root: /tmp/smokegate-example
-    state: rolled_back
+    root: /srv/app
     reason: manual rollback
+    state: rolled_back
 """
 
 RETURN = r"""
@@ -141,7 +162,9 @@ rollback_target:
   type: str
   sample: "20261120T090000Z"
 releases:
-  description: Every release the ledger knows (oldest first) and any unknown directory.
+  description:
+    - Every release the ledger knows (oldest first) and any unknown directory.
+    - The fields of each are those of RV(smokegate.core.release_info#module:releases).
   returned: always
   type: list
   elements: dict
@@ -171,8 +194,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smokegate.core.plugins.module_utils.releases import (
     DeployRoot,
-    LockHeld,
     ReleaseError,
+    failure,
 )
 
 NEEDS_RELEASE = ("present", "active", "good", "locked")
@@ -188,13 +211,12 @@ def main() -> None:
             "root": {"type": "path", "required": True},
             "state": {
                 "type": "str",
-                "default": "info",
+                "required": True,
                 "choices": [
                     "present",
                     "active",
                     "good",
                     "rolled_back",
-                    "info",
                     "pruned",
                     "locked",
                     "unlocked",
@@ -250,30 +272,15 @@ def main() -> None:
         elif state == "locked":
             changed = root.lock(release, params["holder"], pid=params["pid"], dry_run=dry_run)
             predicted["lock"] = before["lock"] or {"holder": params["holder"], "release": release}
-        elif state == "unlocked":
+        else:  # unlocked
             changed = root.unlock(release, force=params["force"], dry_run=dry_run)
             predicted["lock"] = None if changed else before["lock"]
-        else:
-            changed = False
         info = root.info()
-    except LockHeld as exc:
-        module.fail_json(msg=str(exc), lock=exc.holder)
-    except ReleaseError as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg="%s: %s" % (exc.filename or params["root"], exc.strerror or exc))
+    except (ReleaseError, OSError) as exc:
+        module.fail_json(**failure(exc, params["root"]))
 
     after = predicted if dry_run else _snapshot(root)
-    result = {
-        "changed": changed,
-        "root": info["root"],
-        "current": info["current"],
-        "previous_current": before["current"],
-        "rollback_target": info["rollback_target"],
-        "releases": info["releases"],
-        "lock": info["lock"],
-    }
-    result.update(extra)
+    result = dict(info, changed=changed, previous_current=before["current"], **extra)
     if module._diff:
         result["diff"] = {"before": before, "after": after}
     module.exit_json(**result)

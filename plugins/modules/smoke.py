@@ -17,7 +17,7 @@ description:
     check and the field.
   - Environment variable values and HTTP header values never appear in the output.
 author:
-  - smokegate contributors
+  - smokegate contributors (@smokegate)
 attributes:
   check_mode:
     support: full
@@ -29,6 +29,10 @@ attributes:
   action:
     support: full
     details: The action plugin reads O(checks_file) on the controller and templates it.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 extends_documentation_fragment:
   - action_common_attributes
   - action_common_attributes.flow
@@ -290,11 +294,26 @@ EXAMPLES = r"""
       - name: root filesystem
         mount: {path: /, options: [rw]}
       - name: free space
-        disk: {path: /, min_free: 100MiB, min_free_percent: 1}
+        disk: {path: /srv/app, min_free: 100MiB, min_free_percent: 1}
+      - name: database url
+        env: {name: DATABASE_URL, file: /srv/app/shared/app.env, pattern: "^postgres://"}
       - name: python
         binary: {name: python3, version: ">=3.8"}
       - name: localhost resolves
         dns: {name: localhost}
+      - name: app health
+        http: {url: "http://127.0.0.1:8000/healthz", body: ok}
+        retries: 2
+
+- name: Validate a spec file on the controller, without contacting the hosts
+  smokegate.core.smoke:
+    checks_file: smoke.yml
+    validate_only: true
+  run_once: true
+
+- name: Run the checks of a spec file (looked up like the src of ansible.builtin.copy)
+  smokegate.core.smoke:
+    checks_file: smoke.yml
 
 - name: Report only, never fail
   smokegate.core.smoke:
@@ -308,7 +327,7 @@ EXAMPLES = r"""
         timeout: 2
   register: smoke_result
 
-- name: Show the failed checks
+- name: Show the checks that did not pass
   ansible.builtin.debug:
     msg: "{{ smoke_result.smoke.results | rejectattr('status', 'equalto', 'pass') | map(attribute='name') | list }}"
 """

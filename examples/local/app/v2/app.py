@@ -10,7 +10,7 @@ def settings():
     values = {}
     with open("app.env") as handle:  # a link into shared/, made at deploy time
         for line in handle:
-            key, _, value = line.strip().partition("=")
+            key, _sep, value = line.strip().partition("=")
             values[key] = value
     return values
 
