@@ -233,3 +233,32 @@ def test_ansible_doc_of_the_smoke_module_shows_every_check_type_and_field():
     for name, check_type in CHECK_TYPES.items():
         schema[name] = {field: {} for field in check_type.fields}
     assert shown_options("smoke")["checks"] == schema
+
+
+@pytest.mark.parametrize("role", ["smoke", "deploy", "rollback"])
+def test_role_documents_every_public_variable_it_reads(role: str):
+    """ansible-doc shows each role's entry points, and every smokegate_* variable the role
+    reads (its defaults map them to the role's own names) is documented with a description."""
+    completed = subprocess.run(
+        [
+            Path(sys.executable).with_name("ansible-doc"),
+            "-t",
+            "role",
+            "--json",
+            "smokegate.core.%s" % role,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    entry_points = json.loads(completed.stdout)["smokegate.core.%s" % role]["entry_points"]
+    documented = {
+        name: option
+        for entry in entry_points.values()
+        for name, option in entry.get("options", {}).items()
+    }
+    defaults = (REPO / "roles" / role / "defaults" / "main.yml").read_text()
+    read = set(re.findall(r"\bsmokegate_\w+", defaults))
+    assert read, defaults
+    assert read <= set(documented), read - set(documented)
+    assert all(option.get("description") for option in documented.values())
