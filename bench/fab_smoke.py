@@ -58,17 +58,22 @@ def spec(hosts: list[dict]) -> dict:
     return {"checks": checks[:20]}
 
 
-def timed(run: list[list[str]]) -> float:
-    """Wall time of starting every command at once and waiting for all; each must succeed."""
-    started = time.perf_counter()
-    processes = [
-        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for argv in run
-    ]
-    for process in processes:
-        _, error = process.communicate()
-        if process.returncode != 0:
-            raise SystemExit("bench: %s failed: %s" % (" ".join(run[0][:6]), error.decode()))
-    return (time.perf_counter() - started) * 1000
+def timed(run: list[list[str]], env: dict[str, str] | None = None) -> float:
+    """Wall time of starting every command at once (in the repository, so that fab finds
+    its fabfile) and waiting for all; each must succeed."""
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        processes = [
+            subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            for argv in run
+        ]
+        failed = [process for process in processes if process.wait() != 0]
+        elapsed = (time.perf_counter() - started) * 1000
+        if failed:
+            log.seek(0)
+            output = log.read().decode(errors="replace")[-4000:]
+            raise SystemExit("bench: %s failed:\n%s" % (" ".join(run[0][:6]), output))
+    return elapsed
 
 
 def row(name: str, values: list[float]) -> str:
