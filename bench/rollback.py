@@ -3,7 +3,7 @@
 previous release, for `ansible-playbook smokegate.core.rolling_deploy` and `fab deploy`.
 
 Usage (root: it brings up its own lab with tests/lab/lab):
-    .venv/bin/python bench/rollback.py [--rounds 3] [--write bench/RESULTS.md]
+    .venv/bin/python bench/rollback.py [--rounds 3] [--write bench/RESULTS.md]    # about 2 minutes
 
 Each tool has its own deploy root (/srv/app-ansible, /srv/app-fab) holding a good release.
 Each round, alternating, each tool deploys a release that fails its smoke checks on web8
