@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import read_answer
 from smokegate import fleet, remote, rollout
 
 FAB = str(Path(sys.executable).with_name("fab"))
@@ -28,8 +29,9 @@ def run_on_this_machine(request: dict, prefix: bytes = b"") -> dict:
         timeout=60,
     )
     assert completed.returncode == 0, completed.stderr
-    text = completed.stdout.decode()
-    return json.loads(text[text.rindex(remote.ANSWER) + len(remote.ANSWER) :])
+    answer = read_answer(completed.stdout.decode())
+    assert answer is not None, completed.stdout
+    return answer
 
 
 def artifact(directory: Path, name: str) -> str:

@@ -2,16 +2,35 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of smokegate.core.smoke: read and template checks_file, validate, run.
 
-A malformed spec fails here, before the module is sent to the host.
+A malformed spec fails here, before anything is sent to the host.
+
+When the connection pipelines (``ANSIBLE_PIPELINING=1``, no async), the checks run the way
+``fab smoke`` runs them: the engine travels on the exec's stdin and a short bootstrap runs
+it from memory, skipping Ansible's module wrapper, whose start-up on the host costs several
+times what the checks do. The result is the module's, field for field. Otherwise the
+module runs as any module does.
 """
 
 from __future__ import annotations
 
+import shlex
+from typing import Any, Dict
+
 from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.smokegate.core.plugins.module_utils.argspec import smoke_argument_spec
+from ansible_collections.smokegate.core.plugins.module_utils.report import gate_result
 from ansible_collections.smokegate.core.plugins.module_utils.spec import SpecError, parse_spec
+from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
+    BOOTSTRAP,
+    payload,
+    read_answer,
+)
+
+MODULE = "smokegate.core.smoke"
 
 
 class ActionModule(ActionBase):
@@ -63,13 +82,80 @@ class ActionModule(ActionBase):
                 checks=args["checks"],
             )
 
-        module_result = self._execute_module(
-            module_name="smokegate.core.smoke", module_args=args, task_vars=task_vars
-        )
+        if (
+            self._task.async_val
+            or getattr(self._connection._shell, "SHELL_FAMILY", "sh") != "sh"
+            or not self._is_pipelining_enabled("new")
+        ):
+            module_result = self._execute_module(
+                module_name=MODULE, module_args=args, task_vars=task_vars
+            )
+        else:
+            module_result = self._run_engine(args, task_vars)
         if isinstance(module_result.get("smoke"), dict):
             # The inventory name, not the machine's hostname: that is what users look up.
             module_result["smoke"]["host"] = task_vars.get(
                 "inventory_hostname", module_result["smoke"]["host"]
             )
         result.update(module_result)
+        return result
+
+    def _interpreter(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> str:
+        host_vars = (
+            task_vars.get("ansible_delegated_vars", {}).get(self._task.delegate_to, {})
+            if self._task.delegate_to
+            else task_vars
+        )
+        named = self._templar.template(host_vars.get("ansible_python_interpreter") or "")
+        if named and not str(named).startswith("auto"):
+            return str(named)
+        discovered = (host_vars.get("ansible_facts") or {}).get("discovered_interpreter_python")
+        if discovered:
+            return str(discovered)
+        # Otherwise configuring the module discovers the interpreter exactly as for any
+        # module (building the module costs a few hundred ms, so only here).
+        configured = self._configure_module(
+            module_name=MODULE, module_args=dict(args), task_vars=task_vars
+        )
+        shebang = configured[1] if len(configured) == 4 else configured[0].shebang  # <2.19
+        return shebang[2:].strip() if shebang else "/usr/bin/python3"
+
+    def _run_engine(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
+        # The same argument validation the module would do on the host, done here.
+        validated = ArgumentSpecValidator(smoke_argument_spec()).validate(args)
+        if validated.error_messages:
+            return {"failed": True, "msg": "; ".join(validated.error_messages)}
+        params = validated.validated_parameters
+        step = {"op": "smoke", "checks": params["checks"], "check_mode": self._task.check_mode}
+        python = self._interpreter(args, task_vars)
+        # The task's environment (env checks read it) travels with the request, not on the
+        # command line, where -vvv and ps would show its values.
+        environment: Dict[str, Any] = {}
+        self._compute_environment_string(environment)
+        request = {
+            "environment": {str(name): str(value) for name, value in environment.items()},
+            "steps": [step],
+        }
+        command = shlex.join([*shlex.split(python), "-c", BOOTSTRAP])
+        res = self._low_level_execute_command(command, in_data=payload(request))
+        result: Dict[str, Any] = {"changed": False}
+        if self._discovered_interpreter_key:
+            result["ansible_facts"] = {
+                self._discovered_interpreter_key: self._discovered_interpreter
+            }
+        answer = read_answer(res.get("stdout", ""))
+        if answer is None or "engine_error" in answer:
+            lines = (res.get("stderr") or res.get("stdout") or "").strip().splitlines()
+            reason = answer["engine_error"] if answer else (lines[-1] if lines else "(no output)")
+            return dict(
+                result,
+                failed=True,
+                rc=res.get("rc"),
+                msg="the smoke engine did not run with %s on this host (exit %s): %s"
+                % (python, res.get("rc"), reason),
+            )
+        outcome = answer["steps"][0]
+        if "report" not in outcome:
+            return dict(result, failed=True, msg="smoke engine: %s" % outcome.get("error"))
+        result.update(gate_result(outcome["report"], params["fail_on"]))
         return result

@@ -10,7 +10,7 @@ with ``"when": "current"`` only while the root has a current release (a list: al
 With ``"budget": seconds``, no step starts once that much time has passed: the controller
 has stopped waiting by then, and a late switch must not undo what it did next::
 
-    {"root": "/srv/app", "host": "web1",
+    {"root": "/srv/app", "host": "web1", "environment": {"APP_ENV": "production"},
      "steps": [{"op": "lock", "release": "v2", "holder": "ops@laptop", "pid": 4242},
                {"op": "create", "release": "v2", "archive": "/srv/app/.smokegate/upload.tar.gz"},
                {"op": "activate", "release": "v2"},
@@ -49,7 +49,13 @@ def _smoke(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Step:
         checks = parse_spec(step["checks"])
     except SpecError as exc:
         return {"ok": False, "error": "not a valid spec: " + "; ".join(exc.errors)}
-    report = run_checks(checks, host=host, only=step.get("only"), deadline=step.get("deadline"))
+    report = run_checks(
+        checks,
+        host=host,
+        only=step.get("only"),
+        deadline=step.get("deadline"),
+        check_mode=bool(step.get("check_mode")),
+    )
     return {"ok": report["ok"], "report": report}
 
 
@@ -163,6 +169,9 @@ NEEDS_NO_ROOT = ("smoke", "restart")
 
 def handle(request: Dict[str, Any]) -> Dict[str, Any]:
     """Run the request's steps in order; never raises for a failure on this host."""
+    # The caller's environment for this run (Ansible's task ``environment``), sent here
+    # rather than on the command line so its values stay out of ps and verbose logs.
+    os.environ.update(request.get("environment") or {})
     root = DeployRoot(request["root"]) if request.get("root") else None
     host = request.get("host")
     done: List[Step] = []

@@ -58,6 +58,21 @@ def failed_checks(report: Report) -> List[str]:
     ]
 
 
+def gate_result(report: Report, fail_on: str) -> Dict[str, Any]:
+    """The smoke module's result for a report: failed, with every failing check named,
+    when a critical check did not pass and ``fail_on`` is ``critical``."""
+    failed = failed_checks(report)
+    result: Dict[str, Any] = {"changed": False, "smoke": report, "failed_checks": failed}
+    if failed and fail_on == "critical":
+        result["failed"] = True
+        result["msg"] = "smoke checks failed: %s" % "; ".join(
+            "%s: %s" % (item["name"], item["message"])
+            for item in report["results"]
+            if item["name"] in failed
+        )
+    return result
+
+
 def render_human(reports: List[Report], color: bool = False) -> str:
     lines = []
     for report in reports:

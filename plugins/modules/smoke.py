@@ -377,7 +377,7 @@ failed_checks:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smokegate.core.plugins.module_utils.argspec import smoke_argument_spec
-from ansible_collections.smokegate.core.plugins.module_utils.report import failed_checks
+from ansible_collections.smokegate.core.plugins.module_utils.report import gate_result
 from ansible_collections.smokegate.core.plugins.module_utils.runner import run_checks
 from ansible_collections.smokegate.core.plugins.module_utils.spec import SpecError, parse_spec
 
@@ -397,16 +397,9 @@ def main() -> None:
         checks = parse_spec(module.params["checks"])
     except SpecError as exc:
         module.fail_json(msg="invalid smoke spec:\n" + "\n".join(exc.errors), errors=exc.errors)
-    report = run_checks(checks, check_mode=module.check_mode)
-    failed = failed_checks(report)
-    result = {"changed": False, "smoke": report, "failed_checks": failed}
-    if failed and module.params["fail_on"] == "critical":
-        details = "; ".join(
-            "%s: %s" % (item["name"], item["message"])
-            for item in report["results"]
-            if item["name"] in failed
-        )
-        module.fail_json(msg="smoke checks failed: %s" % details, **result)
+    result = gate_result(run_checks(checks, check_mode=module.check_mode), module.params["fail_on"])
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

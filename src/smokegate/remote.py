@@ -1,77 +1,33 @@
 """Run the engine on a host over SSH: one exec per request, JSON back.
 
-The engine (``plugins/module_utils``, pure stdlib) travels compressed on the exec's stdin,
-together with the request, and is imported from memory by a short bootstrap given to the
-host's ``python3 -c``. Nothing is written on the host and the spec (which may hold HTTP
-header secrets) never appears in a command line that ``ps`` would show. stdin is written
-straight to the SSH channel, not through Invoke's runner, which reads a non-tty stdin at
-about 100 bytes a second.
+What travels and how the host runs it is the collection's ``plugin_utils/shipping``. stdin
+is written straight to the SSH channel, not through Invoke's runner, which reads a non-tty
+stdin at about 100 bytes a second.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import shlex
 import socket
 import time
-import zlib
 from typing import Any
 
 import paramiko
 from fabric import Connection
 
-from smokegate.engine import ENGINE_DIR
+from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
+    BOOTSTRAP,
+    payload,
+    read_answer,
+)
 
-MAGIC = b"SMOKEGATE/1\n"
-ANSWER = "SMOKEGATE-ANSWER "
-# The controller-only part of the engine stays home.
-NOT_SHIPPED = ("argspec.py",)
+__all__ = ["BOOTSTRAP", "HostError", "RemoteHost", "command", "connect", "payload"]
+
 DEFAULT_CONNECT_TIMEOUT = 10
 KEEPALIVE_SECONDS = 15
 UPLOAD_STALL_SECONDS = 60
 # Past the request's own bound: interpreter start, engine import, the answer's trip back.
 SLACK_SECONDS = 15
-
-# Python 3.8+ on the host. Reads [a sudo password line,] MAGIC, the engine's length, the
-# compressed engine, then the request; imports the engine from memory; prints the answer.
-BOOTSTRAP = r"""
-import json, os, sys, zlib
-if sys.version_info < (3, 8):
-    sys.exit("smokegate: needs Python 3.8+ on this host, found " + sys.version.split()[0])
-from importlib.machinery import ModuleSpec
-data = sys.stdin.buffer.read()
-start = data.find(%(magic)r)
-if start < 0:
-    sys.exit("smokegate: no request arrived on stdin")
-size, _, data = data[start + %(skip)d:].partition(b"\n")
-sources = json.loads(zlib.decompress(data[:int(size)]))
-request = json.loads(data[int(size):])
-class Engine:
-    def find_spec(self, name, path=None, target=None):
-        if name == "smokegate_engine":
-            return ModuleSpec(name, self, origin="smokegate_engine", is_package=True)
-        package, _, module = name.rpartition(".")
-        if package == "smokegate_engine" and module in sources:
-            return ModuleSpec(name, self, origin="smokegate_engine/%%s.py" %% module)
-    def create_module(self, spec):
-        return None
-    def exec_module(self, module):
-        module_name = module.__name__.rpartition(".")[2]
-        if module_name in sources:
-            exec(compile(sources[module_name], module.__spec__.origin, "exec"), module.__dict__)
-sys.meta_path.insert(0, Engine())
-try:
-    from smokegate_engine.agent import handle
-    answer = handle(request)
-except Exception as exc:
-    answer = {"ok": False, "engine_error": "%%s: %%s" %% (type(exc).__name__, exc)}
-sys.stdout.write("\n%(answer)s" + json.dumps(answer) + "\n")
-sys.stdout.flush()
-# Abandoned check threads (a hung DNS lookup) must not hold the exit.
-os._exit(0)
-""" % {"magic": MAGIC, "skip": len(MAGIC), "answer": ANSWER}
 
 
 class HostError(Exception):
@@ -86,24 +42,6 @@ class HostError(Exception):
         self.kind = kind
         self.reason = message
         super().__init__("%s: %s" % (host, message))
-
-
-@functools.lru_cache(maxsize=1)
-def engine_bundle() -> bytes:
-    """The engine's sources, compressed: about 30 KB that every request carries."""
-    sources = {}
-    for filename in sorted(os.listdir(ENGINE_DIR)):
-        if filename.endswith(".py") and filename not in NOT_SHIPPED:
-            with open(os.path.join(ENGINE_DIR, filename), encoding="utf-8") as handle:
-                sources[filename[:-3]] = handle.read()
-    return zlib.compress(json.dumps(sources).encode(), 9)
-
-
-def payload(request: dict[str, Any], sudo_password: str | None = None) -> bytes:
-    bundle = engine_bundle()
-    head = (sudo_password + "\n").encode() if sudo_password is not None else b""
-    body = json.dumps(request, default=str).encode()
-    return head + MAGIC + b"%d\n" % len(bundle) + bundle + body
 
 
 def command(python: str = "python3", sudo: bool = False, sudo_password: bool = False) -> str:
@@ -240,14 +178,8 @@ class RemoteHost:
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Run one request on the host (one SSH exec) and return its answer."""
         status, stdout, stderr = self._exec(payload(request, self.sudo_password), timeout)
-        text = stdout.decode("utf-8", "replace")
-        marker = text.rfind(ANSWER)
-        if marker >= 0:
-            try:
-                answer = json.loads(text[marker + len(ANSWER) :].splitlines()[0])
-            except (ValueError, IndexError):
-                answer = None  # cut off mid-answer: the same as no answer
-        if marker >= 0 and isinstance(answer, dict):
+        answer = read_answer(stdout.decode("utf-8", "replace"))
+        if answer is not None:
             if "engine_error" in answer:
                 raise HostError(self.name, "engine", "engine error: %s" % answer["engine_error"])
             return answer
