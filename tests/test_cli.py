@@ -6,12 +6,15 @@ import json
 import os
 import pty
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conftest import REPO, SECRET_HEADER, run_cli, smokegate_executable
+from formats import parse_nagios, parse_prometheus, parse_tap
 
 from smokegate import __version__
+from smokegate.cli import FORMATS
 
 ENV_SECRET = "pg-s3cret-77ab"
 
@@ -173,9 +176,9 @@ def test_junit_report_parses_with_one_testcase_per_check(
 
 def test_secrets_appear_in_no_format(write_spec, tmp_path: Path, http_server: str):
     path = secret_spec(write_spec, tmp_path, http_server)
-    for fmt in ("human", "json", "junit"):
+    for fmt in FORMATS:
         completed = run_cli("check", "-f", str(path), "--format", fmt)
-        assert completed.returncode == 1
+        assert completed.returncode == (2 if fmt == "nagios" else 1)
         output = completed.stdout + completed.stderr
         assert ENV_SECRET not in output, fmt
         assert SECRET_HEADER not in output, fmt
@@ -209,3 +212,104 @@ def test_colour_on_a_terminal_only_and_never_with_no_color(write_spec):
 
     assert "\033[32mPASS" in on_a_tty({})
     assert "\033[" not in on_a_tty({"NO_COLOR": "1"})
+
+
+def monitoring_spec(write_spec, closed_port: int, critical_fails: bool = True):
+    return write_spec(
+        [
+            {"name": "root", "disk": {"path": "/", "min_free": 1}},
+            {
+                "name": "db | port",
+                "tcp": {"host": "127.0.0.1", "port": closed_port},
+                "severity": "critical" if critical_fails else "warning",
+                "timeout": 1,
+            },
+            {
+                "name": "cache's port",
+                "tcp": {"host": "127.0.0.1", "port": closed_port},
+                "severity": "warning",
+                "timeout": 1,
+            },
+            {"name": "not chosen", "env": {"name": "PATH"}},
+        ]
+    )
+
+
+def test_tap_report_parses_with_directives_and_diagnostics(write_spec, closed_port: int):
+    path = monitoring_spec(write_spec, closed_port)
+    chosen = ("root", "db | port", "cache's port")
+    completed = run_cli("check", "-f", str(path), "--format", "tap", "--only", *chosen)
+    assert completed.returncode == 1
+    points = parse_tap(completed.stdout)
+    assert [(point.ok, point.directive) for point in points] == [
+        (True, None),
+        (False, None),
+        (False, "TODO"),
+        (True, "SKIP"),
+    ]
+    assert points[0].description == "%s: root" % points[0].description.split(":")[0]
+    assert points[1].diagnostics["status"] == "fail"
+    assert points[1].diagnostics["message"] == "connection to 127.0.0.1:%d refused" % closed_port
+    assert points[2].diagnostics["severity"] == "warning"
+    assert points[3].description.endswith(": not chosen")
+
+
+def test_nagios_status_line_perfdata_and_exit_codes(write_spec, closed_port: int):
+    critical = run_cli(
+        "check", "-f", str(monitoring_spec(write_spec, closed_port)), "--format", "nagios"
+    )
+    assert critical.returncode == 2
+    output = parse_nagios(critical.stdout)
+    assert output.status == "CRITICAL"
+    assert "1 critical failed: db / port" in output.summary
+    assert "1 warning: cache's port" in output.summary
+    assert output.perfdata["passed"][0] == 2 and output.perfdata["failed"][0] == 2
+    assert output.perfdata["passed"][-1] == "4"  # max: the number of checks
+    assert output.perfdata["cache's port"][1] == "s"
+    assert output.long_output == [
+        "FAIL db / port: connection to 127.0.0.1:%d refused" % closed_port,
+        "WARN cache's port: connection to 127.0.0.1:%d refused" % closed_port,
+    ]
+
+    warning_spec = monitoring_spec(write_spec, closed_port, critical_fails=False)
+    warning = run_cli("check", "-f", str(warning_spec), "--format", "nagios")
+    assert warning.returncode == 1
+    assert parse_nagios(warning.stdout).status == "WARNING"
+
+    ok = run_cli("check", "-f", str(warning_spec), "--format", "nagios", "--only", "root")
+    assert ok.returncode == 0
+    assert parse_nagios(ok.stdout).status == "OK"
+
+    bad = write_spec([{"name": "x", "tcp": {"host": "db", "port": 0}}], name="bad.json")
+    for args in (
+        ["-f", str(bad)],
+        ["-f", str(warning_spec), "--only", "nope"],
+        ["-f", str(tmp_missing := bad.with_name("missing.yml"))],
+        ["-f", str(warning_spec), "--deadline", "soon"],
+    ):
+        unknown = run_cli("check", *args, "--format", "nagios")
+        assert unknown.returncode == 3, (args, unknown.stdout, unknown.stderr)
+        assert parse_nagios(unknown.stdout).status == "UNKNOWN"
+    assert not tmp_missing.exists()
+    unknown = run_cli("check", "-f", str(bad), "--format", "nagios")
+    assert "check 'x'" in unknown.stdout and "port" in unknown.stdout
+
+
+def test_prometheus_textfile_parses(write_spec, closed_port: int):
+    path = monitoring_spec(write_spec, closed_port)
+    completed = run_cli("check", "-f", str(path), "--format", "prometheus")
+    assert completed.returncode == 1
+    metrics = parse_prometheus(completed.stdout)
+    ok = {labels["name"]: (labels, value) for labels, value in metrics["smokegate_check_ok"]}
+    assert {name: value for name, (_, value) in ok.items()} == {
+        "root": 1,
+        "db | port": 0,
+        "cache's port": 0,
+        "not chosen": 1,
+    }
+    assert ok["db | port"][0]["type"] == "tcp" and ok["db | port"][0]["severity"] == "critical"
+    assert len(metrics["smokegate_check_duration_seconds"]) == 4
+    assert [value for _, value in metrics["smokegate_up"]] == [1]
+    assert [value for _, value in metrics["smokegate_ok"]] == [0]
+    (stamp,) = metrics["smokegate_last_run_timestamp_seconds"]
+    assert abs(stamp[1] - time.time()) < 60

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import lab_command
 from fleet import LabFleet
+from formats import parse_nagios, parse_prometheus, parse_tap
 
 pytestmark = pytest.mark.lab
 ENV_SECRET = "tok-5e3c7b1d"
@@ -93,7 +94,23 @@ def test_smoke_failing_on_one_host_names_it_and_keeps_the_secret(fleet: LabFleet
         "web2": "1",
         "web3": "0",
     }
-    for run in (human, junit):
+    nagios = fleet.fab("smoke", "--checks", spec, "--format", "nagios", hosts=three)
+    assert nagios.returncode == 2, nagios.output
+    status = parse_nagios(nagios.stdout)
+    assert status.status == "CRITICAL" and "token on web2" in status.summary
+    assert status.perfdata["web2 token"][1] == "s"
+    tap = fleet.fab("smoke", "--checks", spec, "--format", "tap", hosts=three)
+    assert tap.returncode == 1
+    assert [(point.ok, point.description) for point in parse_tap(tap.stdout) if not point.ok] == [
+        (False, "web2: token")
+    ]
+    prometheus = fleet.fab("smoke", "--checks", spec, "--format", "prometheus", hosts=three)
+    assert prometheus.returncode == 1
+    gates = parse_prometheus(prometheus.stdout)["smokegate_ok"]
+    assert {labels["host"]: value for labels, value in gates} == {"web1": 1, "web2": 0, "web3": 1}
+    unknown = fleet.fab("smoke", "--checks", "/nonexistent.yml", "--format", "nagios", hosts=three)
+    assert unknown.returncode == 3 and parse_nagios(unknown.stdout).status == "UNKNOWN"
+    for run in (human, junit, nagios, tap, prometheus):
         assert ENV_SECRET not in run.output
 
 

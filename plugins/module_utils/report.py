@@ -2,7 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Render smoke reports: one place for every front end (CLI, Ansible callback, fab).
 
-Each renderer takes a list of host reports (runner.run_checks results) and returns text.
+Each renderer takes a list of host reports (runner.run_checks results) and returns text:
+``human``, ``json``, ``junit``, ``tap`` (TAP 13), ``nagios`` (a plugin's status line,
+perfdata and long output; ``nagios_status`` is its exit code) and ``prometheus`` (the text
+exposition format, for a node exporter's textfile collector or ``smokegate serve``).
 
 >>> report = {"host": "web1", "ok": True, "duration_ms": 1.0,
 ...           "summary": {"total": 1, "passed": 1, "failed": 0, "errors": 0,
@@ -18,7 +21,8 @@ web1: OK, 1 of 1 checks passed in 1 ms
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 Report = Dict[str, Any]
 
@@ -201,10 +205,209 @@ def render_junit(reports: List[Report], color: bool = False) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 
+def _problems(report: Report) -> List[Dict[str, Any]]:
+    return [result for result in report["results"] if result["status"] not in ("pass", "skipped")]
+
+
+def _tap_text(text: str) -> str:
+    # A "#" would start a TAP directive; a newline would end the test line.
+    return " ".join(text.replace("\\", "\\\\").replace("#", "\\#").split())
+
+
+def render_tap(reports: List[Report], color: bool = False) -> str:
+    """TAP version 13: one test point per check (per host), details in a YAML block.
+
+    A warning-severity check that did not pass is ``not ok ... # TODO``: reported, but not
+    a failure of the run, as the gate sees it. A host that could not run the checks is one
+    failed test point.
+    """
+    points: List[str] = []  # each without its "ok"/"not ok" and number
+    for report in reports:
+        host = _tap_text(report["host"])
+        if report.get("error"):
+            points.append("not ok|%s: checks not run # %s" % (host, _tap_text(report["error"])))
+            continue
+        for result in report["results"]:
+            title = "%s: %s" % (host, _tap_text(result["name"]))
+            if result["status"] == "skipped":
+                points.append("ok|%s # SKIP %s" % (title, _tap_text(result["message"])))
+            elif result["status"] == "pass":
+                points.append("ok|" + title)
+            else:
+                todo = " # TODO warning-severity check" if result["severity"] == "warning" else ""
+                details = "".join(
+                    "\n  %s: %s" % (key, json.dumps(result[key]))
+                    for key in ("type", "severity", "status", "message", "duration_ms", "attempts")
+                )
+                points.append("not ok|%s%s\n  ---%s\n  ..." % (title, todo, details))
+    lines = ["TAP version 13", "1..%d" % len(points)]
+    for number, point in enumerate(points, 1):
+        outcome, _, rest = point.partition("|")
+        lines.append("%s %d - %s" % (outcome, number, rest))
+    return "\n".join(lines)
+
+
+NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
+NAGIOS_LABELS = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+
+
+def nagios_status(reports: List[Report]) -> int:
+    """0 OK; 1 WARNING when only warning-severity checks did not pass; 2 CRITICAL when a
+    critical check did not pass or a host could not run the checks (3 UNKNOWN, a spec that
+    does not load, is the front end's to report: no report exists then)."""
+    status = NAGIOS_OK
+    for report in reports:
+        if report.get("error") or not report["ok"]:
+            return NAGIOS_CRITICAL
+        if _problems(report):
+            status = NAGIOS_WARNING
+    return status
+
+
+def _nagios_text(text: str) -> str:
+    # "|" starts the perfdata, a newline the long output: neither may be in a message.
+    return " ".join(text.replace("|", "/").split())
+
+
+def nagios_unknown(reason: str) -> str:
+    """The UNKNOWN status line: the checks could not be run at all (a bad spec)."""
+    return "SMOKEGATE UNKNOWN - %s" % _nagios_text(reason)
+
+
+def _perf_label(name: str) -> str:
+    # Perfdata labels: quoted when they hold spaces; a quote is doubled; no "=".
+    return "'%s'" % _nagios_text(name).replace("'", "''").replace("=", "_")
+
+
+def render_nagios(reports: List[Report], color: bool = False) -> str:
+    """A Nagios/Icinga plugin's output: status line | perfdata, then one line per problem."""
+    status = nagios_status(reports)
+    problems = [
+        (report["host"], result)
+        for report in reports
+        if not report.get("error")
+        for result in _problems(report)
+    ]
+    broken = [report for report in reports if report.get("error")]
+    critical = [item for item in problems if item[1]["severity"] == "critical"]
+    warning = [item for item in problems if item[1]["severity"] == "warning"]
+    many = len(reports) > 1
+
+    def named(items: List[Any]) -> str:
+        return ", ".join(
+            ("%s on %s" % (result["name"], host)) if many else result["name"]
+            for host, result in items
+        )
+
+    total = sum(len(report["results"]) for report in reports if not report.get("error"))
+    if status == NAGIOS_OK:
+        summary = (
+            "%d of %d checks passed" % (total, total)
+            if not any(
+                result["status"] == "skipped" for report in reports for result in report["results"]
+            )
+            else "%d checks passed or skipped" % total
+        )
+    else:
+        parts = []
+        if broken:
+            parts.append("not run on %s" % ", ".join(report["host"] for report in broken))
+        if critical:
+            parts.append("%d critical failed: %s" % (len(critical), named(critical)))
+        if warning:
+            parts.append("%d warning: %s" % (len(warning), named(warning)))
+        summary = "; ".join(parts)
+    if many:
+        summary += " (%d hosts)" % len(reports)
+    perfdata = []
+    counts = {"passed": 0, "failed": 0, "errors": 0, "timeouts": 0, "skipped": 0}
+    for report in reports:
+        for key in counts:
+            counts[key] += report.get("summary", {}).get(key, 0)
+    perfdata += ["%s=%d;;;0;%d" % (key, value, total) for key, value in counts.items()]
+    for report in reports:
+        for result in report["results"]:
+            name = "%s %s" % (report["host"], result["name"]) if many else result["name"]
+            perfdata.append("%s=%.4fs;;;0" % (_perf_label(name), result["duration_ms"] / 1000))
+    lines = [
+        "SMOKEGATE %s - %s | %s"
+        % (NAGIOS_LABELS[status], _nagios_text(summary), " ".join(perfdata))
+    ]
+    lines += ["%s: not run: %s" % (report["host"], report["error"]) for report in broken]
+    lines += [
+        "%s%s %s: %s"
+        % ((host + ": ") if many else "", label(result), result["name"], result["message"])
+        for host, result in problems
+    ]
+    lines[1:] = [_nagios_text(line) for line in lines[1:]]
+    return "\n".join(lines)
+
+
+def _prom_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _prom_labels(**labels: str) -> str:
+    return "{%s}" % ",".join('%s="%s"' % (key, _prom_label(value)) for key, value in labels.items())
+
+
+PROMETHEUS_METRICS = (
+    ("smokegate_up", "1 when the checks ran on the host, 0 when they could not be run."),
+    ("smokegate_ok", "1 when every critical check passed (the gate would open)."),
+    ("smokegate_check_ok", "1 when the check passed or was skipped, 0 otherwise."),
+    ("smokegate_check_duration_seconds", "Wall time of the check, all attempts included."),
+    ("smokegate_last_run_timestamp_seconds", "Unix time at which the last run finished."),
+    ("smokegate_run_duration_seconds", "Wall time of the whole run."),
+)
+
+
+def render_prometheus(
+    reports: List[Report], color: bool = False, timestamp: Optional[float] = None
+) -> str:
+    """The Prometheus text exposition format (node exporter textfile collector, /metrics).
+
+    Every series carries the host; checks add name, type and severity. Messages are left
+    out: they are for people, and a label that changes with every run is a new series.
+    """
+    finished = time.time() if timestamp is None else timestamp
+    samples: Dict[str, List[str]] = {name: [] for name, _ in PROMETHEUS_METRICS}
+    for report in reports:
+        host = _prom_labels(host=report["host"])
+        samples["smokegate_up"].append("%s %d" % (host, 0 if report.get("error") else 1))
+        samples["smokegate_last_run_timestamp_seconds"].append("%s %.3f" % (host, finished))
+        if report.get("error"):
+            continue
+        samples["smokegate_ok"].append("%s %d" % (host, 1 if report["ok"] else 0))
+        samples["smokegate_run_duration_seconds"].append(
+            "%s %.6f" % (host, report["duration_ms"] / 1000)
+        )
+        for result in report["results"]:
+            labels = _prom_labels(
+                host=report["host"],
+                name=result["name"],
+                type=result["type"],
+                severity=result["severity"],
+            )
+            passed = result["status"] in ("pass", "skipped")
+            samples["smokegate_check_ok"].append("%s %d" % (labels, 1 if passed else 0))
+            samples["smokegate_check_duration_seconds"].append(
+                "%s %.6f" % (labels, result["duration_ms"] / 1000)
+            )
+    lines: List[str] = []
+    for name, help_text in PROMETHEUS_METRICS:
+        if samples[name]:
+            lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s gauge" % name]
+            lines += [name + sample for sample in samples[name]]
+    return "\n".join(lines)
+
+
 RENDERERS: Dict[str, Callable[..., str]] = {
     "human": render_human,
     "json": render_json,
     "junit": render_junit,
+    "tap": render_tap,
+    "nagios": render_nagios,
+    "prometheus": render_prometheus,
 }
 
 

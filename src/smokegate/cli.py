@@ -1,7 +1,8 @@
-"""The ``smokegate`` command: run a spec on this machine and report.
+"""The ``smokegate`` command: run a spec on this machine and report, or serve it over HTTP.
 
 Exit codes: 0 every critical check passed, 1 a critical check did not pass,
-2 usage or spec error (nothing ran).
+2 usage or spec error (nothing ran). With ``--format nagios``, a plugin's: 0 OK,
+1 WARNING (only warning-severity checks failed), 2 CRITICAL, 3 UNKNOWN (nothing ran).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from smokegate import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-FORMATS = ("human", "json", "junit")
+FORMATS = ("human", "json", "junit", "tap", "nagios", "prometheus")
 
 EXAMPLE_SPEC = """\
 example spec (smoke.yml):
@@ -37,7 +39,8 @@ example spec (smoke.yml):
       timeout: 3          # seconds per attempt, default 5
       retries: 2          # extra attempts, default 0
 
-exit codes: 0 ok, 1 a critical check did not pass, 2 usage or spec error (nothing ran)
+exit codes: 0 ok, 1 a critical check did not pass, 2 usage or spec error (nothing ran);
+with --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (nothing ran)
 """
 
 
@@ -64,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         help="spec file, YAML or JSON; - reads stdin (default: smoke.yml)",
     )
     check.add_argument(
-        "--format", choices=FORMATS, default="human", help="report format (default: human)"
+        "--format",
+        choices=FORMATS,
+        default="human",
+        help="report format (default: human); nagios also sets a plugin's exit codes",
     )
     check.add_argument(
         "--only",
@@ -79,6 +85,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="bound the whole run (default: the slowest check's worst case)",
     )
+    serve = commands.add_parser(
+        "serve",
+        help="serve the spec's health over HTTP (/healthz, /metrics)",
+        description="Run the spec on request and answer GET /healthz (200 when every "
+        "critical check passes, 503 otherwise) and GET /metrics (Prometheus text format). "
+        "Results are cached; concurrent requests share one run.",
+    )
+    serve.add_argument("-f", "--file", default="smoke.yml", help="spec file (default: smoke.yml)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)"
+    )
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks one)")
+    serve.add_argument(
+        "--cache",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="reuse a run's results for this long (default: 5)",
+    )
+    serve.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="require 'Authorization: Bearer <token>', the token being this file's content",
+    )
     return parser
 
 
@@ -87,36 +117,51 @@ def _use_color(stream) -> bool:  # type: ignore[no-untyped-def]
     return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-def _check(args: argparse.Namespace) -> int:
-    from smokegate.engine import report, runner, spec
+def _refuse(args: argparse.Namespace, message: str, details: Sequence[str] = ()) -> int:
+    """A usage or spec error: nothing ran. Nagios reads stdout and wants UNKNOWN (3)."""
+    if getattr(args, "format", None) == "nagios":
+        from smokegate.engine import report
+
+        print(report.nagios_unknown(" ".join([message, *details])))
+        return report.NAGIOS_UNKNOWN
+    print("smokegate: %s" % message, file=sys.stderr)
+    for line in details:
+        print("  " + line, file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The spec's checks, or the exit code of the refusal."""
+    from smokegate.engine import spec
     from smokegate.specfile import SpecFileError, load_checks
 
     try:
-        checks = load_checks(args.file)
+        return load_checks(args.file)
     except SpecFileError as exc:
-        print("smokegate: %s" % exc, file=sys.stderr)
-        return EXIT_USAGE
+        return _refuse(args, str(exc))
     except spec.SpecError as exc:
-        print("smokegate: %s is not a valid spec (nothing ran):" % args.file, file=sys.stderr)
-        for error in exc.errors:
-            print("  " + error, file=sys.stderr)
-        return EXIT_USAGE
+        return _refuse(args, "%s is not a valid spec (nothing ran):" % args.file, exc.errors)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from smokegate.engine import report, runner
+
+    checks = _load(args)
+    if isinstance(checks, int):
+        return checks
     names = [check.name for check in checks]
     unknown = [name for name in args.only or () if name not in names]
     if unknown:
         import difflib
 
+        hints = []
         for name in unknown:
             close = difflib.get_close_matches(name, names, n=1)
             hint = "; did you mean %r?" % close[0] if close else ""
-            print(
-                "smokegate: --only: no check named %r in %s%s" % (name, args.file, hint),
-                file=sys.stderr,
-            )
-        return EXIT_USAGE
+            hints.append("--only: no check named %r in %s%s" % (name, args.file, hint))
+        return _refuse(args, hints[0], hints[1:])
     if args.deadline is not None and args.deadline <= 0:
-        print("smokegate: --deadline must be greater than 0", file=sys.stderr)
-        return EXIT_USAGE
+        return _refuse(args, "--deadline must be greater than 0")
 
     result = runner.run_checks(checks, only=args.only, deadline=args.deadline)
     print(
@@ -124,16 +169,42 @@ def _check(args: argparse.Namespace) -> int:
             args.format, [result], color=args.format == "human" and _use_color(sys.stdout)
         )
     )
+    if args.format == "nagios":
+        return report.nagios_status([result])
     return EXIT_OK if result["ok"] else EXIT_FAILED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from smokegate.serve import ServeError, serve
+
+    checks = _load(args)
+    if isinstance(checks, int):
+        return checks
+    try:
+        return serve(checks, args.host, args.port, args.cache, args.token_file)
+    except ServeError as exc:
+        return _refuse(args, str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # argparse exits 2 on usage errors and 0 for --help/--version
+        nagios = any(
+            word == "--format=nagios" or (word == "--format" and following == "nagios")
+            for word, following in zip(words, [*words[1:], ""])
+        )
+        if exc.code == EXIT_USAGE and nagios:
+            from smokegate.engine import report
+
+            print(report.nagios_unknown("smokegate: bad command line (see its usage above)"))
+            return report.NAGIOS_UNKNOWN
         return int(exc.code or 0)
     if args.command == "check":
         return _check(args)
+    if args.command == "serve":
+        return _serve(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE

@@ -33,7 +33,7 @@ from smokegate.fabric.executor import fleet_task
 from smokegate.specfile import SpecFileError, read_document
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
-FORMATS = ("human", "json", "junit")
+FORMATS = ("human", "json", "junit", "tap", "nagios", "prometheus")
 EXECUTOR_HINT = (
     "add 'tasks: {executor_class: smokegate.fabric.executor.FleetExecutor}' "
     "to the fabric.yaml beside your fabfile"
@@ -87,12 +87,30 @@ def _color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+def _smoke_options(
+    checks: str, only: list[str] | None, deadline: str
+) -> tuple[Any, list[spec.Check], float | None]:
+    document, parsed = _load_spec(checks)
+    names = {check.name for check in parsed}
+    unknown = [name for name in only or [] if name not in names]
+    if unknown:
+        raise _usage("--only: no check named %s in %s" % (", ".join(map(repr, unknown)), checks))
+    try:
+        bound = float(deadline) if deadline else None
+    except ValueError:
+        raise _usage("--deadline must be a number of seconds") from None
+    if bound is not None and bound <= 0:
+        raise _usage("--deadline must be greater than 0")
+    return document, parsed, bound
+
+
 @fleet_task(
     auto_shortflags=False,
     iterable=["only"],
     help={
         "checks": "the smoke spec, YAML or JSON (default: smoke.yml)",
-        "format": "report format: human (default), json or junit",
+        "format": "report format: human (default), json, junit, tap, nagios (with a "
+        "plugin's exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) or prometheus",
         "only": "NAME: run only this check (repeat for more); the rest are skipped",
         "deadline": "bound each host's run to this many seconds",
         **COMMON_HELP,
@@ -109,28 +127,29 @@ def smoke(
 ) -> None:
     """Run a smoke spec on every host at once (one SSH exec each) and report.
 
-    Exits 1 when a critical check did not pass on some host or a host was unreachable.
+    Exits 1 when a critical check did not pass on some host or a host was unreachable
+    (with --format nagios: 2; 1 when only warning-severity checks failed; 3 when nothing ran).
     """
     if format not in FORMATS:
         raise _usage("--format must be one of %s" % ", ".join(FORMATS))
-    document, parsed = _load_spec(checks)
-    names = {check.name for check in parsed}
-    unknown = [name for name in only or [] if name not in names]
-    if unknown:
-        raise _usage("--only: no check named %s in %s" % (", ".join(map(repr, unknown)), checks))
     try:
-        bound = float(deadline) if deadline else None
-    except ValueError:
-        raise _usage("--deadline must be a number of seconds") from None
-    if bound is not None and bound <= 0:
-        raise _usage("--deadline must be greater than 0")
-    hosts = _hosts(c, sudo, python, "smoke")
+        document, parsed, bound = _smoke_options(checks, only, deadline)
+        hosts = _hosts(c, sudo, python, "smoke")
+    except Exit as exc:
+        if format != "nagios":
+            raise
+        print(report.nagios_unknown(str(exc.message)))  # nothing ran: what Nagios reads
+        raise Exit(code=report.NAGIOS_UNKNOWN) from None
     try:
         results = fleet.smoke(hosts, document, parsed, only=only, deadline=bound)
     finally:
         _close(hosts)
     print(report.render(format, results, color=format == "human" and _color()))
-    if not all(result["ok"] for result in results):
+    if format == "nagios":
+        status = report.nagios_status(results)
+        if status:
+            raise Exit(code=status)
+    elif not all(result["ok"] for result in results):
         raise Exit(code=EXIT_FAILED)
 
 
