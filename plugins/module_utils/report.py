@@ -242,7 +242,7 @@ def render_tap(reports: List[Report], color: bool = False) -> str:
                 points.append("not ok|%s%s\n  ---%s\n  ..." % (title, todo, details))
     lines = ["TAP version 13", "1..%d" % len(points)]
     for number, point in enumerate(points, 1):
-        outcome, _, rest = point.partition("|")
+        outcome, rest = point.split("|", 1)
         lines.append("%s %d - %s" % (outcome, number, rest))
     return "\n".join(lines)
 
@@ -370,7 +370,7 @@ def render_prometheus(
     out: they are for people, and a label that changes with every run is a new series.
     """
     finished = time.time() if timestamp is None else timestamp
-    samples: Dict[str, List[str]] = {name: [] for name, _ in PROMETHEUS_METRICS}
+    samples: Dict[str, List[str]] = {metric[0]: [] for metric in PROMETHEUS_METRICS}
     for report in reports:
         host = _prom_labels(host=report["host"])
         samples["smokegate_up"].append("%s %d" % (host, 0 if report.get("error") else 1))
