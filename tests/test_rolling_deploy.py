@@ -266,3 +266,34 @@ def test_a_second_rolling_deploy_in_one_ansible_playbook_run_is_refused(tmp_path
     assert "already ran in this ansible-playbook run (release v1)" in completed.stdout
     assert [fleet.current(host) for host in fleet.hosts] == ["v1", "v1"]
     assert fleet.releases_on_disk("web1") == ["v1"]
+
+
+def test_relative_artifact_and_spec_are_read_from_the_working_directory(fleet: Fleet):
+    """As the README types it: -e smokegate_artifact=build/app.tar.gz -e
+    smokegate_checks_file=smoke.yml, from the deploy directory. ``smoke.yml`` is also the
+    name of one of the collection's playbooks, which must not be what is read."""
+    (fleet.dir / "build").mkdir()
+    fleet.artifact("v1").rename(fleet.dir / "build" / "app.tar.gz")
+    (fleet.dir / "smoke.yml").write_text(fleet.spec_file.read_text())
+    command = fleet.command(
+        "rolling_deploy",
+        {
+            "smokegate_release": "v1",
+            "smokegate_artifact": "build/app.tar.gz",
+            "smokegate_checks_file": "smoke.yml",
+        },
+    )
+    env = {**os.environ, **fleet.ansible_env}
+    run = subprocess.run(command, cwd=fleet.dir, capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert {fleet.current(host) for host in fleet.hosts} == {"v1"}
+
+    smoke = subprocess.run(
+        fleet.command("smoke", {"smokegate_checks_file": "smoke.yml"}),
+        cwd=fleet.dir,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "failed=0" in smoke.stdout and "not a known key" not in smoke.stdout
