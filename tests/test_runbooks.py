@@ -77,6 +77,7 @@ class Block:
     language: str
     text: str
     end: int  # the closing fence's
+    name: str = ""  # after the language: the file a configuration block is (```ini x.service)
 
 
 @dataclass
@@ -131,7 +132,15 @@ def fenced_blocks(text: str) -> tuple[list[Block], list[str]]:
         if index == len(lines):
             problems.append("line %d: this fenced block is never closed" % (start + 1))
         info = opening["info"].split()
-        blocks.append(Block(start + 1, info[0] if info else "", "\n".join(body), index + 1))
+        blocks.append(
+            Block(
+                start + 1,
+                info[0] if info else "",
+                "\n".join(body),
+                index + 1,
+                info[1] if len(info) > 1 else "",
+            )
+        )
         index += 1
     return blocks, problems
 
@@ -514,21 +523,14 @@ INSTALLED = "/opt/smokegate/bin/smokegate"
 
 
 def config_blocks() -> dict[str, tuple[Path, str]]:
-    found = {}
-    for path in RUNBOOKS:
-        for block in RUNS[path.stem].blocks:
-            words = FENCE_INFO.get((path, block.line), [])
-            if len(words) > 1:
-                found[words[1]] = (path, block.text)
-    return found
+    return {
+        block.name: (path, block.text)
+        for path in RUNBOOKS
+        for block in RUNS[path.stem].blocks
+        if block.name
+    }
 
 
-FENCE_INFO = {
-    (path, number): match["info"].split()
-    for path in RUNBOOKS
-    for number, line in enumerate(path.read_text().splitlines(), 1)
-    if (match := FENCE.match(line)) and match["info"].strip()
-}
 CONFIGS = config_blocks()
 
 

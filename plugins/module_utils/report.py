@@ -300,13 +300,15 @@ def render_nagios(reports: List[Report], color: bool = False) -> str:
         )
 
     total = sum(len(report["results"]) for report in reports if not report.get("error"))
+    counts = {"passed": 0, "failed": 0, "errors": 0, "timeouts": 0, "skipped": 0}
+    for report in reports:
+        for key in counts:
+            counts[key] += report.get("summary", {}).get(key, 0)
     if status == NAGIOS_OK:
         summary = (
-            "%d of %d checks passed" % (total, total)
-            if not any(
-                result["status"] == "skipped" for report in reports for result in report["results"]
-            )
-            else "%d checks passed or skipped" % total
+            "%d checks passed or skipped" % total
+            if counts["skipped"]
+            else "%d of %d checks passed" % (total, total)
         )
     else:
         parts = []
@@ -319,12 +321,7 @@ def render_nagios(reports: List[Report], color: bool = False) -> str:
         summary = "; ".join(parts)
     if many:
         summary += " (%d hosts)" % len(reports)
-    perfdata = []
-    counts = {"passed": 0, "failed": 0, "errors": 0, "timeouts": 0, "skipped": 0}
-    for report in reports:
-        for key in counts:
-            counts[key] += report.get("summary", {}).get(key, 0)
-    perfdata += ["%s=%d;;;0;%d" % (key, value, total) for key, value in counts.items()]
+    perfdata = ["%s=%d;;;0;%d" % (key, value, total) for key, value in counts.items()]
     for report in reports:
         for result in report["results"]:
             name = "%s %s" % (report["host"], result["name"]) if many else result["name"]

@@ -1,11 +1,10 @@
 """Where the check engine lives: the collection's module_utils, installed with the wheel.
 
-Controller-side code imports the engine from here, so only this module knows its path.
+Controller-side code imports the engine from here; ENGINE_DIR is the one the collection's
+plugin_utils/shipping bundles for hosts.
 """
 
 from __future__ import annotations
-
-import os
 
 from ansible_collections.smokegate.core.plugins.module_utils import (
     probes,
@@ -14,7 +13,6 @@ from ansible_collections.smokegate.core.plugins.module_utils import (
     runner,
     spec,
 )
-
-ENGINE_DIR = os.path.dirname(spec.__file__)
+from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import ENGINE_DIR
 
 __all__ = ["ENGINE_DIR", "probes", "releases", "report", "runner", "spec"]

@@ -21,8 +21,6 @@ from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
     read_answer,
 )
 
-__all__ = ["BOOTSTRAP", "HostError", "RemoteHost", "command", "connect", "payload"]
-
 DEFAULT_CONNECT_TIMEOUT = 10
 KEEPALIVE_SECONDS = 15
 UPLOAD_STALL_SECONDS = 60
