@@ -135,9 +135,15 @@ def test_lock_is_atomic_names_its_holder_and_is_released_by_its_run(root: Deploy
     with pytest.raises(LockHeld) as refused:
         root.lock("run2", holder="eve@ctl")
     message = str(refused.value)
-    assert "held by bob@ctl (pid 99 on " in message and "release run1" in message
+    assert "held by bob@ctl (release run1, since " in message and "; controller pid 99)" in message
     assert root.unlock("run2") is False and os.path.exists(root.lock_path)
-    assert root.unlock("run1") is True and not os.path.exists(root.lock_path)
+    # A retried run of the same release is another holder: it can neither take nor free it.
+    with pytest.raises(LockHeld):
+        root.lock("run1", holder="bob@ctl run 2")
+    assert root.unlock("run1", holder="bob@ctl run 2") is False and os.path.exists(root.lock_path)
+    assert root.unlock("run1", holder="bob@ctl") is True and not os.path.exists(root.lock_path)
+    root.lock("run1", holder="bob@ctl")
+    assert root.unlock("run1") is True  # by release alone: freeing an abandoned release's lock
     root.lock("run3", holder="x")
     assert root.unlock(force=True) is True
 
@@ -226,7 +232,7 @@ def test_an_archive_that_escapes_the_release_is_refused(root: DeployRoot, tmp_pa
 
 
 @needs_root("mounts a small tmpfs as the deploy root")
-def test_a_full_disk_while_unpacking_leaves_no_release_and_says_so(tmp_path: Path):
+def test_a_full_disk_leaves_no_release_and_says_so(tmp_path: Path):
     mount_point = tmp_path / "small"
     mount_point.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], check=True)
@@ -237,7 +243,18 @@ def test_a_full_disk_while_unpacking_leaves_no_release_and_says_so(tmp_path: Pat
         )  # compresses to ~4 KiB
         with pytest.raises(ReleaseError) as full:
             root.create("big", archive=path)
-        assert "disk full: No space left on device" in str(full.value)
+        # Known from the archive's headers, before a byte is written.
+        assert "disk full: the archive needs 4 MiB in %s, 1 MiB free" % root.releases_dir in str(
+            full.value
+        )
+        assert os.listdir(root.releases_dir) == []
+        # A directory is copied as it is: the disk fills while copying.
+        source = tmp_path / "big"
+        source.mkdir()
+        (source / "blob").write_bytes(b"\0" * (4 * 1024 * 1024))
+        with pytest.raises(ReleaseError) as full:
+            root.create("big", src=str(source))
+        assert "disk full: No space left on device while creating release big" in str(full.value)
         assert os.listdir(root.releases_dir) == []  # the temporary directory is gone too
         assert root.current() is None
     finally:

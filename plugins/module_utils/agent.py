@@ -33,6 +33,7 @@ import os
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from .extract import DEFAULT_MAX_UNPACKED
 from .releases import DeployRoot, LockHeld, ReleaseError
 
 # How much of a failed restart command's output is reported.
@@ -100,7 +101,12 @@ def _restart(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Ste
 def _create(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
     archive = step.get("archive")
     try:
-        changed = root.create(step["release"], archive=archive, shared=step.get("shared") or [])
+        changed = root.create(
+            step["release"],
+            archive=archive,
+            shared=step.get("shared") or [],
+            max_unpacked=step.get("max_unpacked", DEFAULT_MAX_UNPACKED),
+        )
     finally:
         if archive and step.get("remove_archive", True) and os.path.exists(archive):
             os.unlink(archive)
@@ -108,15 +114,6 @@ def _create(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
 
 
 def _rollback(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
-    # A rollback by hand must not take a service's only release away; a deploy's own
-    # rollback of a first release does exactly that, as before the deploy.
-    if step.get("require_target") and step.get("to") is None and step.get("release") is None:
-        current = root.current()
-        if current is not None and root.rollback_target(current) is None:
-            raise ReleaseError(
-                "no earlier good release of %s is recorded to go back to from %s; "
-                "name one with --to" % (root.root, current)
-            )
     outcome = root.rollback(
         release=step.get("release"), to=step.get("to"), reason=step.get("reason", "rolled back")
     )
@@ -153,7 +150,9 @@ OPS: Dict[str, Callable[..., Step]] = {
         lambda root, step: root.lock(step["release"], step["holder"], pid=step.get("pid"))
     ),
     "unlock": _with_root(
-        lambda root, step: root.unlock(step.get("release"), force=step.get("force", False))
+        lambda root, step: root.unlock(
+            step.get("release"), holder=step.get("holder"), force=step.get("force", False)
+        )
     ),
     "create": _create,
     "activate": _with_root(lambda root, step: root.activate(step["release"])),

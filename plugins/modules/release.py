@@ -38,13 +38,17 @@ options:
       - V(active) switches C(current) to O(release) and records the release it replaced.
       - V(good) records that O(release), which must be current, passed its smoke checks.
       - V(rolled_back) abandons O(release) (default the current release) and switches to its
-        recorded previous good release, or to O(to); with no previous release C(current) is
-        removed, as it was before the first deploy. The abandoned release is marked failed.
+        recorded previous good release, or to O(to). The abandoned release is marked failed.
         Running it again changes nothing.
+      - Without O(to) and without a recorded previous good release it fails, naming the
+        releases on disk, rather than leave the host without a release; only a deploy
+        abandoning its own first release (O(release) given, activated when the host had no
+        C(current)) removes C(current), as it was before.
       - V(pruned) removes old releases, keeping the newest O(keep) that did not fail, the
         current one, its rollback target and the newest failed one.
       - V(locked) takes the deploy lock for O(release); a lock held by another release fails
-        with the holder's details. V(unlocked) releases it when O(release) holds it (or O(force)).
+        with the holder's details. V(unlocked) releases it when O(release) (and O(holder), when
+        given) holds it, or with O(force).
       - To read the deploy root without changing it, use M(smokegate.core.release_info).
     type: str
     required: true
@@ -63,9 +67,20 @@ options:
       - With O(state=present), paths relative to the release that are replaced by links into C(shared/).
       - A path ending in C(/) is a directory and is created in C(shared/) when missing; any
         other path must already exist there.
+      - A shared path may not be, or pass through, a symlink of the release.
     type: list
     elements: str
     default: []
+  max_unpacked:
+    description:
+      - With O(state=present) and O(archive), refuse an archive whose contents are larger than
+        this (bytes, or a size such as V(500M) or V(2GiB)).
+      - Every member is checked before anything is written; absolute names, C(..), links out
+        of the release, devices and FIFOs are refused too, an archive that unpacks to more than
+        200 times its size (past 256 MiB) is refused as a decompression bomb, and so is one that
+        does not fit in the free space or inodes of the filesystem.
+    type: str
+    default: 20GiB
   to:
     description: With O(state=rolled_back), the release to switch to instead of the recorded one.
     type: str
@@ -78,9 +93,12 @@ options:
     type: int
     default: 5
   holder:
-    description: With O(state=locked), who holds the lock (shown to anyone refused).
+    description:
+      - With O(state=locked), who holds the lock (shown to anyone refused); C(smokegate) when
+        not given. Give each run a holder of its own (the playbooks add a run id), so that a
+        retried run can neither take nor release another run's lock.
+      - With O(state=unlocked), release the lock only if this holder holds it.
     type: str
-    default: smokegate
   pid:
     description: With O(state=locked), the process id of the deploy on the controller.
     type: int
@@ -192,6 +210,7 @@ abandoned:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.smokegate.core.plugins.module_utils.extract import DEFAULT_MAX_UNPACKED
 from ansible_collections.smokegate.core.plugins.module_utils.releases import (
     DeployRoot,
     ReleaseError,
@@ -226,10 +245,11 @@ def main() -> None:
             "src": {"type": "path"},
             "archive": {"type": "path"},
             "shared": {"type": "list", "elements": "str", "default": []},
+            "max_unpacked": {"type": "str", "default": DEFAULT_MAX_UNPACKED},
             "to": {"type": "str"},
             "reason": {"type": "str", "default": "rolled back"},
             "keep": {"type": "int", "default": 5},
-            "holder": {"type": "str", "default": "smokegate"},
+            "holder": {"type": "str"},
             "pid": {"type": "int"},
             "force": {"type": "bool", "default": False},
         },
@@ -252,6 +272,7 @@ def main() -> None:
                 src=params["src"],
                 archive=params["archive"],
                 shared=params["shared"],
+                max_unpacked=params["max_unpacked"],
                 dry_run=dry_run,
             )
         elif state == "active":
@@ -270,10 +291,13 @@ def main() -> None:
             extra["removed"] = root.prune(params["keep"], dry_run=dry_run)
             changed = bool(extra["removed"])
         elif state == "locked":
-            changed = root.lock(release, params["holder"], pid=params["pid"], dry_run=dry_run)
-            predicted["lock"] = before["lock"] or {"holder": params["holder"], "release": release}
+            holder = params["holder"] or "smokegate"
+            changed = root.lock(release, holder, pid=params["pid"], dry_run=dry_run)
+            predicted["lock"] = before["lock"] or {"holder": holder, "release": release}
         else:  # unlocked
-            changed = root.unlock(release, force=params["force"], dry_run=dry_run)
+            changed = root.unlock(
+                release, holder=params["holder"], force=params["force"], dry_run=dry_run
+            )
             predicted["lock"] = None if changed else before["lock"]
         info = root.info()
     except (ReleaseError, OSError) as exc:

@@ -82,10 +82,11 @@ releases:
     state:
       description:
         - V(staged) (created, never current), V(deployed) (made current, not yet marked good),
-          V(good) (passed its smoke checks), V(failed) (abandoned; never a rollback target), or
-          V(unknown) (a directory the ledger does not know).
+          V(good) (passed its smoke checks, or adopted), V(failed) (abandoned; never a rollback
+          target), or V(unrecorded) (a directory the ledger does not know; listed, a valid
+          explicit rollback target, never chosen by itself).
       type: str
-      choices: [staged, deployed, good, failed, unknown]
+      choices: [staged, deployed, good, failed, unrecorded]
       sample: good
     current:
       description: Whether C(current) points to this release.
@@ -119,6 +120,13 @@ releases:
       description: Why the release was marked failed, or null.
       type: str
       sample: null
+    adopted_at:
+      description:
+        - When the ledger adopted this release (UTC). It was current when smokegate first met
+          the deploy root (a tree Capistrano or ansistrano left) and is recorded as good.
+      returned: for an adopted release
+      type: str
+      sample: "2026-11-21T12:00:00Z"
 lock:
   description: The deploy lock's holder, or null when the host is not locked.
   returned: always

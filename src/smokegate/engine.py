@@ -7,12 +7,14 @@ plugin_utils/shipping bundles for hosts.
 from __future__ import annotations
 
 from ansible_collections.smokegate.core.plugins.module_utils import (
+    extract,
     probes,
     releases,
     report,
     runner,
     spec,
+    units,
 )
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import ENGINE_DIR
 
-__all__ = ["ENGINE_DIR", "probes", "releases", "report", "runner", "spec"]
+__all__ = ["ENGINE_DIR", "extract", "probes", "releases", "report", "runner", "spec", "units"]

@@ -182,17 +182,12 @@ def rollback_steps(
     document: Any,
     deadline: float | None,
     unlock: str | None,
-    require_target: bool = False,
+    holder: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Switch back, restart if that changed anything, verify if there is a current, unlock."""
+    """Switch back, restart if that changed anything, verify if there is a current, unlock
+    (the lock of release ``unlock``, and only ``holder``'s when given)."""
     steps: list[dict[str, Any]] = [
-        {
-            "op": "rollback",
-            "release": release,
-            "to": to,
-            "reason": reason,
-            "require_target": require_target,
-        }
+        {"op": "rollback", "release": release, "to": to, "reason": reason}
     ]
     if restart:
         # A failed restart must not keep the lock held: the steps after it still run.
@@ -208,7 +203,7 @@ def rollback_steps(
     if document is not None:
         steps.append(smoke_step(document, deadline, when="current", **{"continue": True}))
     if unlock:
-        steps.append({"op": "unlock", "release": unlock, "continue": True})
+        steps.append({"op": "unlock", "release": unlock, "holder": holder, "continue": True})
     return steps
 
 
@@ -285,9 +280,7 @@ def rollback(
     checks: list[spec.Check] | None = None,
     unlock: str | None = None,
 ) -> list[RollbackOutcome]:
-    steps = rollback_steps(
-        release, to, reason, restart, restart_timeout, document, None, unlock, require_target=True
-    )
+    steps = rollback_steps(release, to, reason, restart, restart_timeout, document, None, unlock)
     timeout = request_timeout(checks, restart_timeout if restart else 0)
 
     def run(host: RemoteHost) -> RollbackOutcome:

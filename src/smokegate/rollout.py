@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from smokegate.engine import runner, spec
+from smokegate.engine import extract, runner, spec
 from smokegate.fleet import (
     RollbackOutcome,
     parallel,
@@ -131,6 +131,7 @@ class Deploy:
     keep: int = 5
     scope: str = "all"
     shared: Sequence[str] = ()
+    max_unpacked: int | str = extract.DEFAULT_MAX_UNPACKED
     out: Out = print
     # The fab options a by-hand rollback of a stranded host needs (--restart, --sudo, ...).
     recovery_options: Sequence[str] = ()
@@ -197,6 +198,7 @@ class Deploy:
                     "release": self.release,
                     "archive": upload,
                     "shared": list(self.shared),
+                    "max_unpacked": self.max_unpacked,
                 }
             )
         steps.append({"op": "activate", "release": self.release})
@@ -262,6 +264,7 @@ class Deploy:
             self.document,
             None,
             self.release,
+            holder(),
         )
         if run.upload:  # an upload the failed request may not have unpacked (and removed)
             steps.insert(0, {"op": "discard", "path": run.upload, "continue": True})
@@ -296,12 +299,12 @@ class Deploy:
             run,
             [
                 {"op": "prune", "keep": self.keep, "continue": True},
-                {"op": "unlock", "release": self.release},
+                {"op": "unlock", "release": self.release, "holder": holder()},
             ],
         )
 
     def _unlock(self, run: HostRun) -> None:
-        self._release_lock(run, [{"op": "unlock", "release": self.release}])
+        self._release_lock(run, [{"op": "unlock", "release": self.release, "holder": holder()}])
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> bool:

@@ -27,8 +27,8 @@ from fabric import Connection
 from invoke import Exit
 
 from smokegate import fleet, remote, rollout
+from smokegate.engine import extract, report, spec, units
 from smokegate.engine import releases as release_dirs
-from smokegate.engine import report, spec
 from smokegate.fabric.executor import fleet_task
 from smokegate.specfile import SpecFileError, read_document
 
@@ -169,6 +169,8 @@ def smoke(
         "only the hosts that failed",
         "shared": "PATH: a path in the release linked to <root>/shared (repeat for more; "
         "a trailing / creates a missing directory)",
+        "max-unpacked": "refuse an artifact whose contents are larger than this "
+        "(bytes or 500M, 2GiB, ...; default: %s)" % extract.DEFAULT_MAX_UNPACKED,
         **COMMON_HELP,
     },
 )
@@ -184,6 +186,7 @@ def deploy(
     keep: int = 5,
     rollback_scope: str = "all",
     shared: list[str] | None = None,
+    max_unpacked: str = extract.DEFAULT_MAX_UNPACKED,
     sudo: bool = False,
     python: str = "python3",
 ) -> None:
@@ -213,6 +216,7 @@ def deploy(
     try:
         release_dirs.valid_id(release)
         batch_sizes = rollout.parse_serial(serial)
+        unpacked_limit = units.parse_size(max_unpacked)
     except (release_dirs.ReleaseError, ValueError) as exc:
         raise _usage(str(exc)) from None
     document, parsed = _load_spec(checks)
@@ -231,6 +235,7 @@ def deploy(
             keep=int(keep),
             scope=rollback_scope,
             shared=shared or [],
+            max_unpacked=unpacked_limit,
             out=rollout.printer(),
             recovery_options=[
                 *(["--restart", restart] if restart else []),
