@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -265,3 +267,174 @@ def test_invalid_release_ids_are_refused(root: DeployRoot, source: str):
     for bad in ("", "..", "a/b", ".hidden"):
         with pytest.raises(ReleaseError):
             root.create(bad, src=source)
+
+
+def capistrano_tree(path: Path, releases: list[str]) -> DeployRoot:
+    """A deploy root as Capistrano and ansistrano leave it: no ledger, an absolute current."""
+    for release in releases:
+        (path / "releases" / release).mkdir(parents=True)
+        (path / "releases" / release / "REVISION").write_text(release + "\n")
+    (path / "shared").mkdir()
+    (path / "current").symlink_to(path / "releases" / releases[-1])
+    return DeployRoot(str(path))
+
+
+def test_a_tree_without_a_ledger_is_adopted_and_never_rolled_back_implicitly(tmp_path: Path):
+    root = capistrano_tree(tmp_path / "app", ["20261101000000", "20261102000000"])
+    info = root.info()
+    assert info["current"] == "20261102000000"
+    states = {entry["id"]: entry["state"] for entry in info["releases"]}
+    assert states == {"20261102000000": "good", "20261101000000": "unrecorded"}
+    assert info["rollback_target"] is None
+    assert not os.path.exists(root.ledger_path)  # reading changes nothing
+    with pytest.raises(ReleaseError) as refused:
+        root.rollback()
+    message = str(refused.value)
+    assert (
+        "no earlier good release of %s is recorded to go back to from 20261102000000" % root.root
+        in message
+    )
+    assert "releases on disk: 20261101000000 (unrecorded)" in message
+    assert "smokegate_rollback_to=ID" in message and "--to ID" in message
+    assert root.current() == "20261102000000"
+    # A deploy over it records the adopted release, and goes back to it.
+    source = tmp_path / "v3"
+    source.mkdir()
+    root.create("v3", src=str(source))
+    root.activate("v3")
+    ledger = root.ledger()
+    assert ledger["releases"]["20261102000000"]["state"] == "good"
+    assert ledger["releases"]["20261102000000"]["adopted_at"]
+    assert [event["event"] for event in ledger["events"]] == ["adopt", "create", "activate"]
+    assert ledger["releases"]["v3"]["previous"] == "20261102000000"
+    assert root.rollback(release="v3")["to"] == "20261102000000"
+    # An unrecorded directory is a valid explicit target.
+    assert root.rollback(to="20261101000000")["to"] == "20261101000000"
+    assert root.current() == "20261101000000"
+
+
+def test_only_a_deploy_that_found_no_current_may_leave_none(root: DeployRoot, source: str):
+    deploy(root, source, "v1", good=False)
+    with pytest.raises(ReleaseError, match="no earlier good release"):
+        root.rollback()  # by hand: the host keeps its only release
+    assert root.current() == "v1"
+    assert root.rollback(release="v1")["to"] is None  # the deploy that made v1 undoes itself
+    deploy(root, source, "v2")
+    deploy(root, source, "v3", good=False)
+    shutil.rmtree(root.release_path("v2"))  # what v3 would go back to is gone
+    with pytest.raises(ReleaseError) as refused:
+        root.rollback(release="v3")
+    assert "releases on disk: v1 (failed)" in str(refused.value)
+    assert root.current() == "v3"
+
+
+def test_current_must_point_into_releases(tmp_path: Path):
+    root = DeployRoot(str(tmp_path / "app"))
+    os.makedirs(root.releases_dir)
+    os.symlink("/etc", root.current_link)
+    with pytest.raises(ReleaseError, match="points to /etc, which is not a release in"):
+        root.info()
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ("[]", "the document is list, not an object"),
+        ("null", "the document is NoneType, not an object"),
+        ('{"format": 1}', "releases must be an object"),
+        ('{"format": 1, "releases": {"v1": []}}', "releases['v1'] must be an object"),
+        (
+            '{"format": 1, "releases": {"v1": {"state": "good", "previous": 3}}}',
+            "releases['v1'].previous is 3",
+        ),
+        (
+            '{"format": 1, "releases": {"../../etc": {"state": "good"}}}',
+            "releases['../../etc'] is not a valid release id",
+        ),
+        ('{"format": 1, "releases": {}, "events": {}}', "events must be a list"),
+        ('{"format": 1, "releases": {"v1": {"state": "good"}}', "is not valid JSON"),
+        ("\xff\xfe", "is not valid JSON"),
+    ],
+)
+def test_a_ledger_of_the_wrong_shape_is_named_and_nothing_is_left_behind(
+    root: DeployRoot, source: str, content: str, field: str
+):
+    os.makedirs(root.state_dir)
+    Path(root.ledger_path).write_bytes(content.encode("latin-1"))
+    for attempt in (
+        lambda: root.lock("v1", holder="ops"),
+        lambda: root.create("v1", src=source),
+        lambda: root.prune(keep=1),
+        lambda: root.rollback(),
+        lambda: root.info(),
+    ):
+        with pytest.raises(ReleaseError) as refused:
+            attempt()
+        assert field in str(refused.value) and root.ledger_path in str(refused.value)
+    assert not os.path.exists(root.lock_path)
+    assert not os.path.exists(root.releases_dir)
+    assert Path(root.ledger_path).read_bytes() == content.encode("latin-1")
+
+
+def test_concurrent_ledger_writers_lose_no_entry(tmp_path: Path, source: str):
+    script = (
+        "import sys\n"
+        "from ansible_collections.smokegate.core.plugins.module_utils.releases import DeployRoot\n"
+        "root = DeployRoot(sys.argv[1])\n"
+        "for index in range(40):\n"
+        "    root.create('%s-%d' % (sys.argv[2], index), src=sys.argv[3])\n"
+    )
+    app = str(tmp_path / "app")
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, app, name, source])
+        for name in ("a", "b", "c")
+    ]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0, 0]
+    recorded = DeployRoot(app).ledger()["releases"]
+    assert len(recorded) == 120 and len(os.listdir(os.path.join(app, "releases"))) == 120
+    assert sorted(entry["seq"] for entry in recorded.values()) == list(range(1, 121))
+
+
+def test_a_reader_never_sees_a_lock_file_without_its_holder(root: DeployRoot):
+    os.makedirs(root.state_dir)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, time\n"
+            "bad = 0\n"
+            "end = time.monotonic() + 3\n"
+            "while time.monotonic() < end:\n"
+            "    try:\n"
+            "        json.loads(open(sys.argv[1]).read())\n"
+            "    except FileNotFoundError:\n"
+            "        pass\n"
+            "    except ValueError:\n"
+            "        bad += 1\n"
+            "print(bad)\n",
+            root.lock_path,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.2)
+    while reader.poll() is None:
+        root.lock("r1", holder="ops@ctl")
+        root.unlock("r1", holder="ops@ctl")
+    assert reader.stdout.read().strip() == "0"
+
+
+@pytest.mark.parametrize(
+    "bad", ["-rf", "--to", "v1\n", "a\x1bb", "v1\u202egnp", "v 1", "é1", "x" * 129]
+)
+def test_release_ids_that_could_deceive_a_reader_or_a_command_line_are_refused(
+    root: DeployRoot, source: str, bad: str
+):
+    for attempt in (
+        lambda: root.create(bad, src=source),
+        lambda: root.lock(bad, holder="ops"),
+        lambda: root.rollback(to=bad),
+    ):
+        with pytest.raises(ReleaseError, match="is not a valid release id"):
+            attempt()
+    assert not os.path.exists(root.root)

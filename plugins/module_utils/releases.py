@@ -67,7 +67,7 @@ STATES = ("staged", "deployed", "good", "failed")
 LEDGER_LOCK_SECONDS = 30
 # Printable ASCII only: no '/', no whitespace or control characters, no bidi tricks, and
 # nothing a command line would read as an option.
-_RELEASE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:@=,~-]{0,127}$")
+_RELEASE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+:@=,~-]{0,127}")
 
 
 class ReleaseError(Exception):
@@ -117,10 +117,10 @@ def valid_id(release: str) -> str:
     >>> try:
     ...     valid_id("-rf")
     ... except ReleaseError as exc:
-    ...     print(str(exc)[:37])
+    ...     print(str(exc)[:38])
     '-rf' is not a valid release id (up to
     """
-    if not isinstance(release, str) or not _RELEASE_ID.match(release):
+    if not isinstance(release, str) or not _RELEASE_ID.fullmatch(release):
         raise ReleaseError(
             "%r is not a valid release id (up to 128 letters, digits and _.+:@=,~-, "
             "starting with a letter, digit or _)" % (release,)
@@ -172,7 +172,7 @@ def check_ledger(ledger: Any, path: str) -> Dict[str, Any]:
         raise bad("releases", "must be an object of release entries")
     for release, entry in releases.items():
         where = "releases[%r]" % release
-        if not _RELEASE_ID.match(release):
+        if not _RELEASE_ID.fullmatch(release):
             raise bad(where, "is not a valid release id")
         if not isinstance(entry, dict):
             raise bad(where, "must be an object")
@@ -181,7 +181,9 @@ def check_ledger(ledger: Any, path: str) -> Dict[str, Any]:
                 where + ".state", "is %r, not one of %s" % (entry.get("state"), ", ".join(STATES))
             )
         previous = entry.get("previous")
-        if previous is not None and not (isinstance(previous, str) and _RELEASE_ID.match(previous)):
+        if previous is not None and not (
+            isinstance(previous, str) and _RELEASE_ID.fullmatch(previous)
+        ):
             raise bad(where + ".previous", "is %r, not a release id or null" % (previous,))
         sequence = entry.get("seq", 0)
         if not isinstance(sequence, int) or isinstance(sequence, bool):
@@ -255,7 +257,7 @@ class DeployRoot:
                 "%s points to %s, which is not a release in %s"
                 % (self.current_link, target, self.releases_dir)
             )
-        if not _RELEASE_ID.match(name):
+        if not _RELEASE_ID.fullmatch(name):
             raise ReleaseError(
                 "%s points to %r, which is not a valid release id" % (self.current_link, name)
             )
@@ -631,6 +633,9 @@ class DeployRoot:
         was before. The abandoned release is marked failed. Running it again changes
         nothing. Returns {"changed", "from", "to", "abandoned"}.
         """
+        for given in (release, to):
+            if given is not None:
+                valid_id(given)
         with self._ledger_for(dry_run) as ledger:
             current = self.current()
             target, switch, abandoned = self._rollback_plan(ledger, current, release, to)
