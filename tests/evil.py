@@ -50,19 +50,22 @@ class Archive:
 
     def write(self, path: Path) -> Path:
         with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as tar:
-            for member in self.members:
-                info = tarfile.TarInfo(member.name)
-                info.type = member.kind
-                info.mode = member.mode
-                info.uid, info.gid = member.uid, member.gid
-                info.linkname = member.target
-                info.mtime = 1700000000
-                if member.kind == tarfile.REGTYPE:
-                    info.size = len(member.data)
-                    tar.addfile(info, io.BytesIO(member.data))
-                else:
-                    tar.addfile(info)
+            self.add_to(tar)
         return path
+
+    def add_to(self, tar: tarfile.TarFile) -> None:
+        for member in self.members:
+            info = tarfile.TarInfo(member.name)
+            info.type = member.kind
+            info.mode = member.mode
+            info.uid, info.gid = member.uid, member.gid
+            info.linkname = member.target
+            info.mtime = 1700000000
+            if member.kind == tarfile.REGTYPE:
+                info.size = len(member.data)
+                tar.addfile(info, io.BytesIO(member.data))
+            else:
+                tar.addfile(info)
 
 
 def release_temp(root: Path, release: str, pid: int) -> Path:
@@ -110,3 +113,45 @@ def hardlink_from_the_root(depth: int, victim: str) -> Archive:
     name = inner + "/link"
     target = "/".join([".."] * depth) + "/" + victim
     return Archive().hardlink(name, target).file(name, b"overwritten\n")
+
+
+# The unpack directory of release "evil" on a host whose deploy root is ``root``, with a
+# process id of six digits: the overflow tolerates a few characters either way, so one
+# archive fits every pid from 3 to 9 digits.
+def unpack_directory_guess(root: str) -> Path:
+    return release_temp(Path(root), "evil", 100000)
+
+
+def attack(name: str, root: str, ups: int, victim: str) -> tuple[Archive, str]:
+    """One hostile artifact for a host whose deploy root is ``root``, with the refusal it
+    must get. ``victim`` lies ``ups`` levels above the unpack directory."""
+    if name == "realpath overflow":
+        archive = realpath_overflow(unpack_directory_guess(root), ups, victim)
+        return archive, "its path passes through 'a', a symlink of the archive"
+    if name == "symlink chain":
+        return symlink_chain(ups, victim), "'s1': a symlink to 's0/..' would point outside"
+    if name == "hard link":
+        return (
+            hardlink_from_the_root(ups, victim),
+            "which is not an earlier regular file of the archive",
+        )
+    raise ValueError(name)
+
+
+def setuid_members() -> Archive:
+    """Accepted, but unpacked without setuid, setgid, sticky or world write, and not owned
+    by the archive's uid and gid."""
+    return (
+        Archive()
+        .file("bin/su-tool", b"#!/bin/sh\n", mode=0o6777, uid=4242, gid=4242)
+        .directory("spool", mode=0o1777)
+    )
+
+
+FILTERLESS_SITE = (
+    "# Imported at start-up: Python behaves as one whose tarfile has no extraction filters\n"
+    "import tarfile\n"
+    "for name in ('data_filter', 'tar_filter', 'fully_trusted_filter'):\n"
+    "    if hasattr(tarfile, name):\n"
+    "        delattr(tarfile, name)\n"
+)

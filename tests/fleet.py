@@ -77,8 +77,9 @@ class Fleet:
         }
         self.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
 
-    def artifact(self, name: str, healthy_on: list[str] | None = None) -> Path:
-        """A .tar.gz release that passes the health check on ``healthy_on`` (default all).
+    def artifact(self, name: str, healthy_on: list[str] | None = None, extra: Any = None) -> Path:
+        """A .tar.gz release that passes the health check on ``healthy_on`` (default all),
+        with ``extra`` members when given.
 
         Two ways to tell, one per spec: health.env names the healthy hosts (HEALTH_SPEC,
         templated per host by Ansible), and bin/restart writes status.env from the
@@ -100,6 +101,8 @@ class Fleet:
                 info.mode = mode
                 info.mtime = int(time.time())
                 archive.addfile(info, BytesIO(data))
+            if extra is not None:  # more members: an evil.Archive
+                extra.add_to(archive)
         return path
 
     def command(self, name: str, extra_vars: dict[str, Any], *options: str) -> list[str]:
@@ -131,21 +134,31 @@ class Fleet:
         return completed
 
     def deploy_vars(
-        self, release: str, healthy_on: list[str] | None = None, **extra_vars: Any
+        self,
+        release: str,
+        healthy_on: list[str] | None = None,
+        extra: Any = None,
+        **extra_vars: Any,
     ) -> dict[str, Any]:
         settings = {
             "smokegate_release": release,
-            "smokegate_artifact": str(self.artifact(release, healthy_on)),
+            "smokegate_artifact": str(self.artifact(release, healthy_on, extra)),
             "smokegate_checks_file": str(self.spec_file),
         }
         settings.update(extra_vars)
         return settings
 
     def deploy(
-        self, release: str, healthy_on: list[str] | None = None, **extra_vars: Any
+        self,
+        release: str,
+        healthy_on: list[str] | None = None,
+        extra: Any = None,
+        env: dict[str, str] | None = None,
+        **extra_vars: Any,
     ) -> subprocess.CompletedProcess:
+        """A rolling deploy of a new artifact (with ``extra`` members, an evil.Archive)."""
         return self.playbook(
-            "rolling_deploy", **self.deploy_vars(release, healthy_on, **extra_vars)
+            "rolling_deploy", env=env, **self.deploy_vars(release, healthy_on, extra, **extra_vars)
         )
 
     def root(self, host: str) -> Path:

@@ -7,12 +7,14 @@ the hosts' own files and sshd logs.
 from __future__ import annotations
 
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from conftest import lab_command
+from evil import attack, setuid_members
 from fleet import LabFleet
 from formats import parse_nagios, parse_prometheus, parse_tap
 
@@ -386,3 +388,79 @@ def test_a_failed_first_deploy_leaves_no_current_and_no_lock(fleet: LabFleet):
     assert fleet.current("web1") is None and fleet.state("web1", "v1") == "failed"
     assert not any(fleet.locked(host) for host in fleet.hosts)
     assert [fleet.releases_on_disk(host) for host in ("web2", "web3", "web4")] == [[], [], []]
+
+
+@pytest.mark.parametrize("name", ["realpath overflow", "symlink chain", "hard link"])
+def test_an_artifact_that_writes_outside_its_release_changes_no_host(fleet: LabFleet, name: str):
+    # The lab's hosts run Debian's Python 3.11.2, whose tarfile has no extraction filter.
+    assert fleet.fab_deploy("v1", None, "--serial", "2").returncode == 0
+    victim = host_srv(fleet, "web1") / "victim"
+    victim.write_text("original\n")
+    # The unpack directory is /srv/app/releases/.evil.tmp-<pid>: three levels below /srv.
+    archive, refusal = attack(name, "/srv/app", 3, "victim")
+    run = fleet.fab(
+        "deploy",
+        "--artifact",
+        str(archive.write(fleet.dir / "evil.tar.gz")),
+        "--root",
+        "/srv/app",
+        "--checks",
+        str(fleet.fab_spec_file),
+        "--release",
+        "evil",
+    )
+    assert run.returncode == 1
+    assert "refused release evil: archive member" in run.stdout and refusal in run.stdout
+    assert victim.read_text() == "original\n" and not victim.with_name("victim.new").exists()
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1" and fleet.releases_on_disk(host) == ["v1"]
+        assert "evil" not in fleet.ledger(host)["releases"] and not fleet.locked(host)
+
+
+def test_deploy_unpacks_without_setuid_bits_or_owners_and_bounds_the_size(fleet: LabFleet):
+    hosts = fleet.hosts[:2]
+    run = fleet.fab(
+        "deploy",
+        "--artifact",
+        str(fleet.artifact("v1", extra=setuid_members())),
+        "--root",
+        "/srv/app",
+        "--checks",
+        str(fleet.fab_spec_file),
+        "--release",
+        "v1",
+        "--restart",
+        "bin/restart",
+        hosts=hosts,
+    )
+    assert run.returncode == 0, run.output
+    for host in hosts:
+        tool = fleet.root(host) / "releases" / "v1" / "bin" / "su-tool"
+        assert oct(tool.stat().st_mode & 0o7777) == oct(0o755)
+        assert (tool.stat().st_uid, tool.stat().st_gid) == (0, 0)
+    run = fleet.fab_deploy("v2", None, "--max-unpacked", "100", hosts=hosts)
+    assert run.returncode == 1
+    assert "refused release v2: the archive unpacks to" in run.stdout
+    assert "more than max_unpacked (100 B)" in run.stdout
+    assert all(fleet.current(host) == "v1" for host in hosts)
+    refused = fleet.fab_deploy("v2", None, "--max-unpacked", "lots", hosts=hosts)
+    assert refused.returncode == 2 and "'lots' is not a size" in refused.stderr
+
+
+def test_rollback_of_an_adopted_tree_refuses_with_the_releases_on_disk(fleet: LabFleet):
+    root = fleet.root("web1")
+    for release in ("20261101000000", "20261102000000"):
+        (root / "releases" / release).mkdir(parents=True)
+    (root / "shared").mkdir()
+    (root / "current").symlink_to("/srv/app/releases/20261102000000")  # as ansistrano
+    run = fleet.fab("rollback", "--root", "/srv/app", hosts=["web1"])
+    assert run.returncode == 1
+    assert "releases on disk: 20261101000000 (unrecorded)" in run.stdout
+    assert "--to ID (fab rollback)" in run.stdout
+    assert fleet.current("web1") == "20261102000000"
+    listing = fleet.fab("releases", "--root", "/srv/app", hosts=["web1"])
+    assert re.search(r"web1\s+20261102000000\s+good\s", listing.stdout), listing.stdout
+    assert re.search(r"web1\s+20261101000000\s+unrecorded\s", listing.stdout), listing.stdout
+    run = fleet.fab("rollback", "--root", "/srv/app", "--to", "20261101000000", hosts=["web1"])
+    assert run.returncode == 0, run.output
+    assert fleet.current("web1") == "20261101000000"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from evil import FILTERLESS_SITE, Archive, attack, setuid_members
 from fleet import Fleet
 
 from ansible_collections.smokegate.core.plugins.module_utils.releases import DeployRoot
@@ -297,3 +298,110 @@ def test_relative_artifact_and_spec_are_read_from_the_working_directory(fleet: F
     )
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     assert "failed=0" in smoke.stdout and "not a known key" not in smoke.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "filterless"),
+    [
+        ("realpath overflow", False),
+        ("realpath overflow", True),
+        ("symlink chain", True),
+        ("hard link", True),
+    ],
+    ids=lambda value: (
+        value if isinstance(value, str) else ("no data filter" if value else "data filter")
+    ),
+)
+def test_an_artifact_that_writes_outside_its_release_changes_no_host(
+    tmp_path: Path, name: str, filterless: bool
+):
+    fleet = Fleet(tmp_path, count=2)
+    assert fleet.deploy("v1").returncode == 0
+    victim = tmp_path / "victim"
+    victim.write_text("original\n")
+    # The unpack directory is <fleet>/hosts/web1/releases/.evil.tmp-<pid>: four levels down.
+    archive, refusal = attack(name, str(fleet.root("web1")), 4, "victim")
+    env = {}
+    if filterless:
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(FILTERLESS_SITE)
+        env["PYTHONPATH"] = str(site)
+    run = fleet.playbook(
+        "rolling_deploy",
+        env=env,
+        smokegate_release="evil",
+        smokegate_artifact=str(archive.write(tmp_path / "evil.tar.gz")),
+        smokegate_checks_file=str(fleet.spec_file),
+    )
+    assert run.returncode != 0
+    assert "refused release evil: archive member" in run.output and refusal in run.output
+    assert victim.read_text() == "original\n" and not (tmp_path / "victim.new").exists()
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1" and fleet.releases_on_disk(host) == ["v1"]
+        assert "evil" not in fleet.ledger(host)["releases"] and not fleet.locked(host)
+        assert not [
+            name for name in os.listdir(fleet.root(host) / "releases") if name.startswith(".")
+        ]
+
+
+def test_an_artifact_is_unpacked_without_setuid_bits_owners_or_bombs(tmp_path: Path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FILTERLESS_SITE)
+    fleet = Fleet(tmp_path, count=1)
+    run = fleet.deploy("v1", extra=setuid_members(), env={"PYTHONPATH": str(site)})
+    assert run.returncode == 0, run.output
+    tool = fleet.root("web1") / "releases" / "v1" / "bin" / "su-tool"
+    assert oct(tool.stat().st_mode & 0o7777) == oct(0o755)
+    assert (tool.stat().st_uid, tool.stat().st_gid) == (os.getuid(), os.getgid())
+    assert oct((tool.parent.parent / "spool").stat().st_mode & 0o7777) == oct(0o755)
+    run = fleet.deploy("v2", smokegate_max_unpacked="100")
+    assert run.returncode != 0
+    assert "refused release v2: the archive unpacks to" in run.output
+    assert "more than max_unpacked (100 B)" in run.output
+    assert fleet.current("web1") == "v1" and fleet.releases_on_disk("web1") == ["v1"]
+
+
+def test_a_shared_path_through_a_symlink_of_the_artifact_is_refused(fleet: Fleet, tmp_path: Path):
+    assert fleet.deploy("v1").returncode == 0
+    run = fleet.deploy(
+        "v2",
+        extra=Archive().directory("elsewhere").symlink("logs", "elsewhere"),
+        smokegate_shared_paths=["logs/"],
+    )
+    assert run.returncode != 0
+    assert "shared path 'logs' is a symlink of the archive" in run.output
+    assert all(fleet.current(host) == "v1" for host in fleet.hosts)
+
+
+def test_a_rollback_by_hand_never_takes_an_adopted_hosts_only_release(tmp_path: Path):
+    fleet = Fleet(tmp_path, count=2)
+    for host in fleet.hosts:
+        root = fleet.root(host)
+        for release in ("20261101000000", "20261102000000"):
+            (root / "releases" / release).mkdir(parents=True)
+            (root / "releases" / release / "health.env").write_text(
+                "".join("%s_OK=yes\n" % name.upper() for name in fleet.hosts)
+            )
+        (root / "shared").mkdir()
+        (root / "current").symlink_to(root / "releases" / "20261102000000")  # as ansistrano
+    run = fleet.playbook("rollback", smokegate_checks_file=str(fleet.spec_file))
+    assert run.returncode != 0
+    for host in fleet.hosts:
+        assert fleet.current(host) == "20261102000000"
+    assert "no earlier good release of %s is recorded" % fleet.root("web1") in run.output
+    assert "releases on disk: 20261101000000 (unrecorded)" in run.output
+    assert "-e smokegate_rollback_to=ID (ansible-playbook) or --to ID (fab rollback)" in run.output
+    info = fleet.playbook(
+        "rollback",
+        smokegate_rollback_to="20261101000000",
+        smokegate_checks_file=str(fleet.spec_file),
+    )
+    assert info.returncode == 0, info.output
+    assert all(fleet.current(host) == "20261101000000" for host in fleet.hosts)
+    ledger = fleet.ledger("web1")["releases"]
+    assert ledger["20261102000000"]["state"] == "failed" and ledger["20261102000000"]["adopted_at"]
+    # A deploy over the adopted tree goes back to what was current before it.
+    assert fleet.deploy("v3", healthy_on=["web2"]).returncode != 0
+    assert all(fleet.current(host) == "20261101000000" for host in fleet.hosts)
