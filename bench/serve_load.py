@@ -96,7 +96,13 @@ def closed_by_server(sockets: list[socket.socket]) -> int:
 
 
 def measure(smokegate: str, idle: int, slowloris: int, polls: int) -> dict[str, float]:
-    workdir = Path(tempfile.mkdtemp(prefix="smokegate-bench-"))
+    with tempfile.TemporaryDirectory(prefix="smokegate-bench-") as workdir:
+        return measure_in(Path(workdir), smokegate, idle, slowloris, polls)
+
+
+def measure_in(
+    workdir: Path, smokegate: str, idle: int, slowloris: int, polls: int
+) -> dict[str, float]:
     process, port = start(smokegate, workdir)
     try:
         poll(port)  # the first run fills the cache
