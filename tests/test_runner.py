@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -35,10 +36,20 @@ class UncooperativeProbe(SystemProbe):
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
+        self.calls = 0
 
     def resolve(self, name: str, family: str = "any") -> list[str]:
+        self.calls += 1
         self.release.wait(30)
         return ["127.0.0.1"]
+
+    def released(self) -> None:
+        """Let every blocked call return, and wait until their threads have ended."""
+        self.release.set()
+        deadline = time.monotonic() + 5
+        while any(thread.name.startswith("smokegate: stuck") for thread in threading.enumerate()):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
 
 
 def test_a_call_that_cannot_be_interrupted_is_abandoned_at_its_timeout():
@@ -47,9 +58,62 @@ def test_a_call_that_cannot_be_interrupted_is_abandoned_at_its_timeout():
     started = time.monotonic()
     report = runner.run_checks(checks, probe=probe)
     elapsed = time.monotonic() - started
-    probe.release.set()
+    probe.released()
     assert report["results"][0]["status"] == "timeout"
     assert elapsed < 1.0, elapsed
+
+
+def test_a_check_whose_abandoned_attempt_still_hangs_is_not_started_again():
+    probe = UncooperativeProbe()
+    checks = parse(
+        {
+            "name": "stuck resolver",
+            "dns": {"name": "db.internal"},
+            "timeout": 0.2,
+            "retries": 1,
+            "retry_delay": 0.1,
+        }
+    )
+    try:
+        first = runner.run_checks(checks, probe=probe)["results"][0]
+        second = runner.run_checks(checks, probe=probe)["results"][0]
+        calls = probe.calls
+    finally:
+        probe.released()
+    # The retry and the whole second run wait on the first attempt instead of starting one.
+    assert (first["status"], first["attempts"]) == ("timeout", 2)
+    assert second["status"] == "timeout"
+    assert re.fullmatch(
+        r"still waiting on an earlier attempt, started [\d.]+ s ago", second["message"]
+    ), second["message"]
+    assert calls == 1
+    # Once the hung call has returned, the check runs again.
+    assert runner.run_checks(checks, probe=probe)["results"][0]["status"] == "pass"
+    assert probe.calls == 2
+
+
+def test_no_attempt_starts_while_the_most_abandoned_attempts_still_hang(monkeypatch):
+    monkeypatch.setattr(runner, "MAX_ABANDONED", 2)
+    probe = UncooperativeProbe()
+    checks = parse(
+        *(
+            {"name": "stuck %d" % number, "dns": {"name": "db%d.internal" % number}, "timeout": 0.2}
+            for number in range(3)
+        )
+    )
+    try:
+        results = [
+            runner.run_checks(checks, probe=probe, only=[check.name])["results"][index]
+            for index, check in enumerate(checks)
+        ]
+        calls = probe.calls
+    finally:
+        probe.released()
+    assert [result["status"] for result in results] == ["timeout"] * 3
+    assert results[2]["message"] == (
+        "not started: 2 earlier attempts that timed out have not returned yet"
+    )
+    assert calls == 2
 
 
 def test_retries_succeed_on_the_second_attempt(http_server: str):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -26,6 +29,24 @@ class Server:
         self.process = process
         self.url = url
         self.log = log
+        self.address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
+
+    def threads(self) -> int:
+        return len(os.listdir("/proc/%d/task" % self.process.pid))
+
+    def descriptors(self) -> int:
+        return len(os.listdir("/proc/%d/fd" % self.process.pid))
+
+    def exchange(self, data: bytes) -> bytes:
+        """Send raw bytes and read the answer until the server closes the connection."""
+        with socket.create_connection(self.address, timeout=10) as sock:
+            sock.sendall(data)
+            answer = b""
+            while True:
+                chunk = sock.recv(65536)  # a timeout here: the server left it open
+                if not chunk:
+                    return answer
+                answer += chunk
 
     def get(self, path: str, **headers: str) -> tuple[int, str, str]:
         request = urllib.request.Request(self.url + path, headers=headers)
@@ -36,12 +57,32 @@ class Server:
             return error.code, error.headers["Content-Type"], error.read().decode()
 
 
+# The command with serve.READ_TIMEOUT set first (its first argument), so that a test need
+# not wait the default ten seconds for the server to give up on a request head.
+WITH_READ_TIMEOUT = (
+    "import sys, smokegate.serve, smokegate.cli; "
+    "smokegate.serve.READ_TIMEOUT = float(sys.argv.pop(1)); "
+    "sys.exit(smokegate.cli.main())"
+)
+
+
 @contextmanager
-def serving(tmp_path: Path, spec: Path, *options: str) -> Iterator[Server]:
+def serving(
+    tmp_path: Path,
+    spec: Path,
+    *options: str,
+    read_timeout: float | None = None,
+    descriptor_limit: int | None = None,
+) -> Iterator[Server]:
     log = tmp_path / "serve.log"
+    command = [smokegate_executable()]
+    if read_timeout is not None:
+        command = [sys.executable, "-c", WITH_READ_TIMEOUT, str(read_timeout)]
+    if descriptor_limit is not None:
+        command = ["sh", "-c", 'ulimit -Sn %d && exec "$@"' % descriptor_limit, "sh", *command]
     with open(log, "w") as stderr:
         process = subprocess.Popen(
-            [smokegate_executable(), "serve", "-f", str(spec), "--port", "0", *options],
+            [*command, "serve", "-f", str(spec), "--port", "0", *options],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
@@ -246,3 +287,196 @@ def test_refuses_to_start_on_a_bad_spec_or_a_taken_port(tmp_path: Path, write_sp
     empty.write_text("\n")
     completed = run_cli("serve", "-f", str(good), "--port", "0", "--token-file", str(empty))
     assert completed.returncode == 2 and "must hold one token" in completed.stderr
+
+
+@contextmanager
+def trickling(sockets: list[socket.socket]) -> Iterator[None]:
+    """Slowloris: send each socket a request head one byte every half second, never ending it."""
+    stop = threading.Event()
+
+    def trickle() -> None:
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10000
+        for byte in head:
+            for sock in sockets:
+                with contextlib.suppress(OSError):  # the server closed it
+                    sock.send(bytes([byte]))
+            if stop.wait(0.5):
+                return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(max(0.01, within))
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_a_poll_answers_promptly_while_300_idle_and_5_slowloris_connections_are_open(
+    tmp_path: Path, write_spec
+):
+    env_file = tmp_path / "app.env"
+    env_file.write_text("MODE=live\n")
+    # The env file is read on every run (--cache 0): the checks still get descriptors.
+    spec = write_spec([{"name": "mode", "env": {"name": "MODE", "file": str(env_file)}}])
+    with serving(tmp_path, spec, "--cache", "0", descriptor_limit=256) as server:
+        assert server.get("/healthz")[0] == 200
+        idle = [socket.create_connection(server.address, timeout=5) for _ in range(300)]
+        slow = [socket.create_connection(server.address, timeout=5) for _ in range(5)]
+        try:
+            with trickling(slow):
+                slowest = 0.0
+                for _ in range(20):
+                    started = time.monotonic()
+                    assert server.get("/healthz")[0] == 200
+                    slowest = max(slowest, time.monotonic() - started)
+                threads, descriptors = server.threads(), server.descriptors()
+        finally:
+            for sock in idle + slow:
+                sock.close()
+    assert slowest < 2.0, slowest
+    assert threads <= 12, threads
+    # Connections may take half the descriptor limit; the rest stay for the checks.
+    assert descriptors <= 256 // 2 + 16, descriptors
+
+
+def test_idle_and_slowloris_connections_are_closed_after_the_read_timeout(
+    tmp_path: Path, write_spec
+):
+    spec = write_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}])
+    with serving(tmp_path, spec, read_timeout=1.0) as server:
+        idle = [socket.create_connection(server.address, timeout=5) for _ in range(20)]
+        slow = [socket.create_connection(server.address, timeout=5) for _ in range(3)]
+        opened = time.monotonic()
+        try:
+            with trickling(slow):
+                # A head sent in two halves within the timeout is answered.
+                with socket.create_connection(server.address, timeout=5) as late:
+                    late.sendall(b"GET /healthz HTTP/1.0\r\n")
+                    time.sleep(0.5)
+                    late.sendall(b"\r\n")
+                    assert late.recv(12) == b"HTTP/1.0 200"
+                assert not closed_by_server(idle[0], within=0.01)
+                assert not closed_by_server(slow[0], within=0.01)
+                still_open = [
+                    sock
+                    for sock in idle + slow
+                    if not closed_by_server(sock, within=opened + 3.0 - time.monotonic())
+                ]
+                waited = time.monotonic() - opened
+        finally:
+            for sock in idle + slow:
+                sock.close()
+        assert still_open == [] and waited >= 0.9, (len(still_open), waited)
+        assert server.get("/healthz")[0] == 200
+
+
+MALFORMED = [
+    b"garbage\r\n\r\n",
+    b"\xff\xfeGET /healthz HTTP/1.0\r\n\r\n",  # not ASCII
+    b"GET /h\xc3\xa9althz HTTP/1.0\r\n\r\n",
+    b"GET /healthz\r\n\r\n",  # no version: not HTTP/0.9 either
+    b"GET /healthz HTTP/1.0 extra\r\n\r\n",
+    b"GET /healthz HTTP/9.9\r\n\r\n",
+    b"get /healthz HTTP/1.0\r\n\r\n",
+    b"\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n\n",  # TLS spoken to plain HTTP
+    b"GET /" + b"a" * 20000,  # a request line longer than any head may be
+]
+
+
+def test_malformed_request_lines_get_400_and_the_server_keeps_serving(tmp_path: Path, write_spec):
+    spec = write_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}])
+    with serving(tmp_path, spec) as server:
+        for line in MALFORMED:
+            answer = server.exchange(line)
+            assert answer.startswith(b"HTTP/1.0 400 "), (line[:40], answer[:80])
+        too_big = b"GET /healthz HTTP/1.0\r\n" + b"X-Filler: %s\r\n" % (b"f" * 100) * 100
+        assert server.exchange(too_big + b"\r\n").startswith(b"HTTP/1.0 431 ")
+        assert server.get("/healthz")[0] == 200
+        log = server.log.read_text()
+    assert "Traceback" not in log and "Error" not in log, log
+    assert log.count('" 400') == len(MALFORMED), log
+    assert '127.0.0.1 "GET /healthz" 431' in log
+
+
+def test_control_bytes_are_escaped_in_the_log_and_headers_and_query_never_logged(
+    tmp_path: Path, write_spec
+):
+    spec = write_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}])
+    with serving(tmp_path, spec) as server:
+        red = server.exchange(b"GET /\x1b[31mred\x1b[0m\x07 HTTP/1.0\r\n\r\n")
+        forged = server.exchange(b"GET /a\rforged\x00 HTTP/1.0\r\n\r\n")
+        cut = server.exchange(b'GET /b"\\ HTTP/1.0\r\n\r\n')
+        secret = server.exchange(
+            b"GET /healthz?token=q-s3cret HTTP/1.0\r\nX-Evil: \x1b[2Jh-s3cret\r\n\r\n"
+        )
+        log = server.log.read_bytes()
+    assert red.startswith(b"HTTP/1.0 400 ") and forged.startswith(b"HTTP/1.0 400 ")
+    assert cut.startswith(b"HTTP/1.0 404 ") and secret.startswith(b"HTTP/1.0 200 ")
+    assert b'127.0.0.1 "GET /\\x1b[31mred\\x1b[0m\\x07" 400\n' in log, log
+    assert b'127.0.0.1 "GET /a\\rforged\\x00" 400\n' in log, log
+    assert b'127.0.0.1 "GET /b\\"\\\\" 404\n' in log, log
+    assert b'127.0.0.1 "GET /healthz" 200\n' in log, log
+    assert b"s3cret" not in log
+    assert not any((byte < 0x20 and byte != 0x0A) or byte >= 0x7F for byte in log), log
+
+
+@contextmanager
+def trickling_upstream() -> Iterator[int]:
+    """A loopback HTTP server that accepts and sends its status line one byte every 0.1 s,
+    never finishing it: each read succeeds within any timeout, so only the runner's own
+    deadline ends a check against it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer(sock: socket.socket) -> None:
+        with sock:
+            while not stop.wait(0.1):
+                try:
+                    sock.sendall(b"H")
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(sock,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_check_hung_on_a_trickling_upstream_does_not_pile_up_threads(tmp_path: Path, write_spec):
+    with trickling_upstream() as port:
+        spec = write_spec(
+            [{"name": "api", "http": {"url": "http://127.0.0.1:%d/" % port}, "timeout": 0.3}]
+        )
+        with serving(tmp_path, spec, "--cache", "0") as server:
+            reports = []
+            for _ in range(12):
+                status, _, body = server.get("/healthz", Accept="application/json")
+                assert status == 503
+                reports.append(json.loads(body)["results"][0])
+            threads = server.threads()
+    assert {report["status"] for report in reports} == {"timeout"}
+    assert reports[0]["message"] == "no result within 0.3 s"
+    assert "still waiting on an earlier attempt" in reports[-1]["message"], reports[-1]
+    assert threads <= 8, threads

@@ -6,6 +6,12 @@ Some calls cannot be interrupted (getaddrinfo blocks in C), so every attempt run
 its own daemon thread and is abandoned, reported as ``timeout``, when its time is up.
 Daemon threads also mean a hung call never keeps the process alive at exit.
 
+An abandoned thread lives on until its call returns, which a hung resolver or a server
+trickling its answer may put off for ever. So that running a spec again and again (a
+poller, a bake) cannot pile such threads up, a check whose earlier attempt still hangs is
+not started again, and no attempt starts while MAX_ABANDONED of them hang: both are
+reported ``timeout``, saying so.
+
 >>> from .spec import parse_spec
 >>> report = run_checks(parse_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}]),
 ...                     host="web1")
@@ -18,7 +24,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .checks import CHECKS, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
 from .schema import CHECK_TYPES
@@ -28,6 +34,11 @@ from .spec import Check
 # deadline itself (socket timeout, subprocess timeout) before abandoning its thread.
 GRACE = 0.05
 MAX_PARALLEL = 32
+MAX_ABANDONED = 32
+
+# Attempts abandoned at their deadline: (thread, when it started), by _identity(check).
+_abandoned: Dict[str, Tuple[threading.Thread, float]] = {}
+_abandoned_lock = threading.Lock()
 
 Result = Dict[str, Any]
 
@@ -48,7 +59,38 @@ def _redact(message: str, secrets: Iterable[str]) -> str:
     return message
 
 
+def _identity(check: Check) -> str:
+    # A spec parsed again (each bake round is a new request) holds new Check objects:
+    # the same check is the same name, type and fields.
+    return repr((check.name, check.type, sorted(check.params.items())))
+
+
+def _refusal(check: Check) -> Optional[Outcome]:
+    """Why an attempt of ``check`` must not start while abandoned ones hang, or None."""
+    with _abandoned_lock:
+        for key, (thread, _) in list(_abandoned.items()):
+            if not thread.is_alive():
+                del _abandoned[key]
+        earlier = _abandoned.get(_identity(check))
+        hanging = len(_abandoned)
+    if earlier is not None:
+        return Outcome(
+            TIMEOUT,
+            "still waiting on an earlier attempt, started %s s ago"
+            % _seconds(time.monotonic() - earlier[1]),
+        )
+    if hanging >= MAX_ABANDONED:
+        return Outcome(
+            TIMEOUT,
+            "not started: %d earlier attempts that timed out have not returned yet" % hanging,
+        )
+    return None
+
+
 def _attempt(check: Check, probe: Any, budget: float, check_mode: bool) -> Outcome:
+    refusal = _refusal(check)
+    if refusal is not None:
+        return refusal
     box: List[Outcome] = []
     finished = threading.Event()
     attempt = Attempt(time.monotonic() + budget, check_mode)
@@ -63,8 +105,12 @@ def _attempt(check: Check, probe: Any, budget: float, check_mode: bool) -> Outco
         finally:
             finished.set()
 
-    threading.Thread(target=target, name="smokegate: %s" % check.name, daemon=True).start()
+    thread = threading.Thread(target=target, name="smokegate: %s" % check.name, daemon=True)
+    started = time.monotonic()
+    thread.start()
     if not finished.wait(budget + GRACE) or not box:
+        with _abandoned_lock:
+            _abandoned[_identity(check)] = (thread, started)
         return Outcome(TIMEOUT, "no result within %s s" % _seconds(budget))
     return box[0]
 

@@ -8,25 +8,53 @@ A run's results are reused for ``cache`` seconds, counted from when the run fini
 requests that arrive while a run is under way wait for that run instead of starting their
 own: a monitor polling hard, or twenty of them at once, costs one run per cache period.
 Every answer is built from the report, which never holds a secret; the access log names
-only the method, path, status and time, never a header.
+only the method, path (without its query) and status, never a header, with every control or
+non-ASCII character escaped.
+
+Clients cannot hold the server up: one loop owns every connection and reads request heads
+without blocking, each head bounded in size (MAX_HEAD) and in time (READ_TIMEOUT, counted
+from the connection's arrival, so a client trickling bytes is closed as an idle one is), and
+only complete requests reach the few threads that answer (WORKERS), each answer sent within
+WRITE_TIMEOUT. At most MAX_CONNECTIONS are open, and no more than half the descriptor limit;
+past that, the connection that has waited longest for its head is closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import io
 import json
 import os
+import queue
+import re
+import resource
+import selectors
 import signal
+import socket
 import stat
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import Any, NamedTuple
 
 from smokegate.engine import report, runner, spec
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+READ_TIMEOUT = 10.0  # seconds for a whole request head, from the connection's arrival
+WRITE_TIMEOUT = 10.0  # seconds for a whole answer
+MAX_HEAD = 8192  # bytes of request line and headers
+WORKERS = 4
+MAX_CONNECTIONS = 512
+BACKLOG = 128
+LOGGED_FIELD = 200  # characters of a method or path written to the log
+
+# Visible ASCII only: a control byte, a space or a non-ASCII byte in a path is malformed.
+REQUEST_LINE = re.compile(rb"[A-Z]{1,20} [\x21-\x7e]+ HTTP/1\.[01]\r?\n")
+HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 class ServeError(Exception):
@@ -39,31 +67,27 @@ class SharedRun:
     def __init__(self, checks: list[spec.Check], cache: float) -> None:
         self.checks = checks
         self.cache = cache
-        self.runs = 0
         self._report: dict[str, Any] | None = None
         self._finished = 0.0  # time.time() of the report, for /metrics
-        self._fresh_until = 0.0  # time.monotonic()
+        self._finished_at = 0.0  # time.monotonic() of the same moment
         self._running = False
         self._condition = threading.Condition()
 
-    def get(self) -> tuple[dict[str, Any], float]:
+    def get(self, arrived: float) -> tuple[dict[str, Any], float]:
         """The current report and when it finished, running the checks if it is stale.
 
-        A request that waited for another's run takes that run's report, even with a cache
-        of 0: the run started after the request arrived, so it is as fresh as it can ask.
+        ``arrived`` (a time.monotonic() value) is when the request came in. A request takes
+        the report of any run that finished after that, even with a cache of 0: the run was
+        under way or started since, so it is as fresh as the request can ask.
         """
-        waited_from = None  # the run count when this request began to wait
         with self._condition:
             while True:
-                fresh = time.monotonic() < self._fresh_until
-                shared = waited_from is not None and self.runs > waited_from
-                if self._report is not None and (fresh or shared):
+                fresh = time.monotonic() < self._finished_at + self.cache
+                if self._report is not None and (fresh or self._finished_at >= arrived):
                     return self._report, self._finished
                 if not self._running:
                     self._running = True
                     break
-                if waited_from is None:
-                    waited_from = self.runs
                 self._condition.wait()
         try:
             result = runner.run_checks(self.checks)
@@ -73,9 +97,8 @@ class SharedRun:
                 self._condition.notify_all()  # a waiting request runs them instead
             raise
         with self._condition:
-            self.runs += 1
             self._report, self._finished = result, time.time()
-            self._fresh_until = time.monotonic() + self.cache
+            self._finished_at = time.monotonic()
             self._running = False
             self._condition.notify_all()
             return result, self._finished
@@ -98,10 +121,57 @@ def read_token(path: str) -> str:
     return token
 
 
+def printable(text: str) -> str:
+    """``text`` for the log: control, non-ASCII, backslash and quote characters escaped.
+
+    >>> print(printable('/\\x1b[31mred\\r\\nGET /forged "é"'))
+    /\\x1b[31mred\\r\\nGET /forged \\"\\xe9\\"
+    """
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Request(NamedTuple):
+    """A connection whose request head the server's loop has read: all of it, or MAX_HEAD."""
+
+    sock: socket.socket
+    address: tuple[str, int]
+    head: bytes
+    complete: bool
+    arrived: float  # time.monotonic() when the head was read
+
+
 class HealthHandler(BaseHTTPRequestHandler):
+    """Answers one request read in full beforehand; the answer is sent in one bounded write."""
+
+    request: Request
     server: HealthServer
     server_version = "smokegate"
     sys_version = ""
+
+    def setup(self) -> None:
+        self.rfile = io.BytesIO(self.request.head)
+        self.wfile = io.BytesIO()
+
+    def finish(self) -> None:
+        self.request.sock.sendall(self.wfile.getvalue())
+
+    def parse_request(self) -> bool:
+        # http.server answers a line without a version as HTTP/0.9 (no status line, no
+        # headers) and may log before it knows the path: refuse such lines itself.
+        self.request_version = "HTTP/1.0"
+        words = self.raw_requestline.rstrip(b"\r\n").decode("latin-1").split(" ", 2)
+        self.command, self.path = words[0], words[1] if len(words) > 1 else ""
+        if not REQUEST_LINE.fullmatch(self.raw_requestline):
+            self.send_error(400, "malformed request line")
+            return False
+        if not self.request.complete:
+            self.send_error(431, "request head over %d bytes" % MAX_HEAD)
+            return False
+        return super().parse_request()
 
     def do_GET(self) -> None:
         self._answer(with_body=True)
@@ -122,7 +192,7 @@ class HealthHandler(BaseHTTPRequestHandler):
                 {"WWW-Authenticate": 'Bearer realm="smokegate"'},
             )
             return
-        result, finished = self.server.shared.get()
+        result, finished = self.server.shared.get(self.request.arrived)
         if path == "/metrics":
             body = report.render_prometheus([result], timestamp=finished) + "\n"
             self._send(200, PROMETHEUS_TYPE, body, with_body=with_body)
@@ -163,25 +233,183 @@ class HealthHandler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # Method and path only: the query string and the headers (the token) stay out.
-        print(
-            '%s "%s %s" %s'
-            % (self.address_string(), self.command, self.path.split("?", 1)[0], code),
-            file=sys.stderr,
-            flush=True,
-        )
+        method = printable(self.command[:LOGGED_FIELD])
+        path = printable(self.path.split("?", 1)[0][:LOGGED_FIELD])
+        status = code.value if isinstance(code, HTTPStatus) else code  # "431", not its name
+        log('%s "%s %s" %s' % (self.client_address[0], method, path, status))
 
     def log_message(self, format: str, *args: Any) -> None:
-        # http.server's own error lines would quote the raw request line; keep its gist.
-        print("smokegate serve: %s" % (format % args).split('"', 1)[0], file=sys.stderr)
+        log("smokegate serve: %s" % printable(format % args))
 
 
-class HealthServer(ThreadingHTTPServer):
-    daemon_threads = True
+class Reading:
+    """A connection whose request head is still arriving."""
+
+    __slots__ = ("address", "deadline", "head", "sock")
+
+    def __init__(self, sock: socket.socket, address: tuple[str, int], deadline: float) -> None:
+        self.sock = sock
+        self.address = address
+        self.deadline = deadline
+        self.head = bytearray()
+
+
+def connection_limit() -> int:
+    """MAX_CONNECTIONS, or half the descriptor limit if less: the checks need some too."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, soft // 2))
+
+
+def close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the client may be gone already
+        sock.shutdown(socket.SHUT_WR)  # what is queued is sent before the close
+    sock.close()
+
+
+class HealthServer:
+    """The listening socket, the loop that reads request heads, and the answering workers."""
 
     def __init__(self, address: tuple[str, int], shared: SharedRun, token: str | None) -> None:
         self.shared = shared
         self.token = token
-        super().__init__(address, HealthHandler)
+        self.limit = connection_limit()
+        self.listener = socket.create_server(address, backlog=BACKLOG)
+        self.listener.setblocking(False)
+        self.server_address = self.listener.getsockname()
+        self._reading: dict[socket.socket, Reading] = {}  # in order of arrival
+        self._answering = 0  # handed to the workers, not closed yet
+        self._answering_lock = threading.Lock()
+        self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._selector = selectors.DefaultSelector()
+        self._wake, self._waker = socket.socketpair()
+        self._wake.setblocking(False)
+        self._waker.setblocking(False)
+        self._stopping = False
+
+    def serve_forever(self) -> None:
+        """Accept, read and hand requests to the workers until stop() is called."""
+        self._selector.register(self.listener, selectors.EVENT_READ)
+        self._selector.register(self._wake, selectors.EVENT_READ)
+        for number in range(WORKERS):
+            threading.Thread(
+                target=self._work, name="smokegate-serve-%d" % number, daemon=True
+            ).start()
+        while not self._stopping:
+            for key, _ in self._selector.select(self._until_next_deadline()):
+                if key.fileobj is self.listener:
+                    self._accept()
+                elif key.fileobj is not self._wake:
+                    self._read(key.data)
+            self._close_expired()
+
+    def stop(self) -> None:
+        """Make serve_forever() return; safe in a signal handler."""
+        self._stopping = True
+        with contextlib.suppress(OSError):  # woken already
+            self._waker.send(b"x")
+
+    def server_close(self) -> None:
+        for reading in list(self._reading.values()):
+            self._drop(reading)
+        self._selector.close()
+        self.listener.close()
+        self._wake.close()
+        self._waker.close()
+
+    def _until_next_deadline(self) -> float | None:
+        if not self._reading:
+            return None
+        oldest = next(iter(self._reading.values()))
+        return max(0.0, oldest.deadline - time.monotonic())
+
+    def _accept(self) -> None:
+        for _ in range(BACKLOG):
+            try:
+                sock, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionError:
+                continue  # reset before it was accepted
+            except OSError:
+                # Out of descriptors despite the limit (the checks hold some): make room.
+                if not self._drop_oldest():
+                    time.sleep(0.05)
+                return
+            sock.setblocking(False)
+            with self._answering_lock:
+                full = len(self._reading) + self._answering >= self.limit
+            if full and not self._drop_oldest():
+                sock.close()
+                continue
+            reading = Reading(sock, address, time.monotonic() + READ_TIMEOUT)
+            self._reading[sock] = reading
+            self._selector.register(sock, selectors.EVENT_READ, reading)
+
+    def _drop_oldest(self) -> bool:
+        """Close the connection that has waited longest for its head; False if there is none."""
+        if not self._reading:
+            return False
+        self._drop(next(iter(self._reading.values())))
+        return True
+
+    def _drop(self, reading: Reading) -> None:
+        self._selector.unregister(reading.sock)
+        del self._reading[reading.sock]
+        reading.sock.close()
+
+    def _close_expired(self) -> None:
+        now = time.monotonic()
+        while self._reading:
+            oldest = next(iter(self._reading.values()))
+            if oldest.deadline > now:
+                return
+            self._drop(oldest)
+
+    def _read(self, reading: Reading) -> None:
+        try:
+            data = reading.sock.recv(MAX_HEAD)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(reading)
+            return
+        searched_to = max(0, len(reading.head) - 3)  # a blank line may straddle two reads
+        reading.head += data
+        end = HEAD_END.search(reading.head, searched_to, MAX_HEAD)
+        if end is not None:
+            self._hand_over(reading, bytes(reading.head[: end.end()]), complete=True)
+        elif len(reading.head) >= MAX_HEAD:
+            self._hand_over(reading, bytes(reading.head[:MAX_HEAD]), complete=False)
+
+    def _hand_over(self, reading: Reading, head: bytes, complete: bool) -> None:
+        self._selector.unregister(reading.sock)
+        del self._reading[reading.sock]
+        with self._answering_lock:
+            self._answering += 1
+        request = Request(reading.sock, reading.address, head, complete, time.monotonic())
+        self._requests.put(request)
+
+    def _work(self) -> None:
+        while True:
+            request = self._requests.get()
+            try:
+                request.sock.settimeout(WRITE_TIMEOUT)
+                HealthHandler(request, request.address, self)
+            except OSError:
+                pass  # the client went away, or did not read the answer in time
+            except Exception as exc:
+                log(
+                    "smokegate serve: cannot answer: %s"
+                    % printable("%s: %s" % (type(exc).__name__, exc))
+                )
+            finally:
+                close(request.sock)
+                with self._answering_lock:
+                    self._answering -= 1
 
 
 def serve(
@@ -199,8 +427,7 @@ def serve(
 
     def stop(signum: int, frame: Any) -> None:
         stopping.append(signal.Signals(signum).name)
-        # shutdown() waits for serve_forever() to return: it must run in another thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        server.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -212,7 +439,7 @@ def serve(
         flush=True,
     )
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
     finally:
         server.server_close()
     print("smokegate serve: stopped (%s)" % ", ".join(stopping or ["done"]), file=sys.stderr)
