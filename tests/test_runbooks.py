@@ -38,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -404,10 +405,31 @@ def stuck_lock(world: World) -> None:
         (root / ".smokegate" / "lock").write_text(json.dumps(holder))
 
 
+CAPISTRANO_RELEASES = ("20261119090000", "20261120090000", "20261121120000")
+
+
+def capistrano(world: World) -> None:
+    """Hosts as Capistrano or ansistrano left them: releases/, shared/, an absolute
+    ``current`` to the newest release, and no ledger."""
+    world.write_spec(SPEC)
+    for host, root in world.roots.items():
+        for release in CAPISTRANO_RELEASES:
+            directory = root / "releases" / release
+            directory.mkdir(parents=True)
+            with tarfile.open(world.artifact) as archive:
+                archive.extractall(directory, filter="data")
+            (directory / "REVISION").write_text("%s\n" % release)
+        world.app_env(host)
+        # The path the host itself sees: /srv/app on a lab host, the root on a local one.
+        seen = Path("/srv/app") if world.kind == "lab" else root
+        (root / "current").symlink_to(seen / "releases" / CAPISTRANO_RELEASES[-1])
+
+
 SCENARIOS: dict[str, Callable[[World], None]] = {
     "live": live,
     "web3-lacks-payments-url": web3_lacks_payments_url,
     "stuck-lock": stuck_lock,
+    "capistrano": capistrano,
 }
 
 
