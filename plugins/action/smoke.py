@@ -75,12 +75,18 @@ class ActionModule(ActionBase):
                 errors=exc.errors,
             )
         if validate_only:
+            # Never the checks themselves: they may hold header values and URL credentials.
             return dict(
                 result,
                 changed=False,
                 msg="spec is valid: %d checks" % len(checks),
-                checks=args["checks"],
+                check_names=[check.name for check in checks],
             )
+        # The module's own argument validation, done here for both paths: on the host, a
+        # failure would return the invocation before the module masks URL credentials in it.
+        validated = ArgumentSpecValidator(smoke_argument_spec()).validate(args)
+        if validated.error_messages:
+            return dict(result, failed=True, msg="; ".join(validated.error_messages))
 
         if (
             self._task.async_val
@@ -91,7 +97,7 @@ class ActionModule(ActionBase):
                 module_name=MODULE, module_args=args, task_vars=task_vars
             )
         else:
-            module_result = self._run_engine(args, task_vars)
+            module_result = self._run_engine(args, validated.validated_parameters, task_vars)
         if isinstance(module_result.get("smoke"), dict):
             # The inventory name, not the machine's hostname: that is what users look up.
             module_result["smoke"]["host"] = task_vars.get(
@@ -120,12 +126,9 @@ class ActionModule(ActionBase):
         shebang = configured[1] if len(configured) == 4 else configured[0].shebang  # <2.19
         return shebang[2:].strip() if shebang else "/usr/bin/python3"
 
-    def _run_engine(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
-        # The same argument validation the module would do on the host, done here.
-        validated = ArgumentSpecValidator(smoke_argument_spec()).validate(args)
-        if validated.error_messages:
-            return {"failed": True, "msg": "; ".join(validated.error_messages)}
-        params = validated.validated_parameters
+    def _run_engine(
+        self, args: Dict[str, Any], params: Dict[str, Any], task_vars: Dict[str, Any]
+    ) -> Dict[str, Any]:
         step = {"op": "smoke", "checks": params["checks"], "check_mode": self._task.check_mode}
         python = self._interpreter(args, task_vars)
         # The task's environment (env checks read it) travels with the request, not on the
