@@ -143,7 +143,7 @@ def secret_forms(url: str) -> List[str]:
     """Every form of the credentials in ``url`` a message could show, longest first.
 
     The whole user:password, the user and the password, each as written, percent-decoded
-    and percent-encoded, and the Basic token sent for them.
+    and percent-encoded (with and without its '/'), and the Basic token sent for them.
 
     >>> secret_forms("http://ops:p%23ss@db/")
     ['b3BzOnAjc3M=', 'ops%3Ap%23ss', 'ops:p%23ss', 'ops:p#ss', 'p%23ss', 'p#ss', 'ops']
@@ -153,7 +153,7 @@ def secret_forms(url: str) -> List[str]:
         user, _, password = userinfo.partition(":")
         for text in (userinfo, user, password):
             decoded = unquote(text)
-            forms += [text, decoded, quote(decoded, safe="")]
+            forms += [text, decoded, quote(decoded, safe=""), quote(decoded)]
     authorization = basic_authorization(url)
     if authorization is not None:
         forms.append(authorization.split(" ", 1)[1])
