@@ -14,9 +14,9 @@ module runs as any module does.
 from __future__ import annotations
 
 import shlex
-from typing import Any, Dict
+from typing import Any, Dict, Set
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
@@ -29,8 +29,18 @@ from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
     payload,
     read_answer,
 )
+from ansible_collections.smokegate.core.plugins.plugin_utils.yaml_errors import yaml_problem
 
 MODULE = "smokegate.core.smoke"
+
+
+def _templates(value: Any) -> Set[str]:
+    """Every string in a spec document that holds a template."""
+    if isinstance(value, str):
+        return {value} if "{{" in value or "{%" in value else set()
+    if isinstance(value, dict):
+        value = list(value.values())
+    return set().union(*map(_templates, value)) if isinstance(value, list) else set()
 
 
 class ActionModule(ActionBase):
@@ -39,14 +49,26 @@ class ActionModule(ActionBase):
 
     def _load_checks_file(self, name: str) -> object:
         path = self._find_needle("files", name)
-        try:  # ansible-core 2.19+ templates only trusted data; the spec file is ours to trust
-            document = self._loader.load_from_file(path, trusted_as_template=True)
-        except TypeError:
-            document = self._loader.load_from_file(path)
+        try:
+            try:  # ansible-core 2.19+ templates only trusted data; the spec file is ours to trust
+                document = self._loader.load_from_file(path, trusted_as_template=True)
+            except TypeError:
+                document = self._loader.load_from_file(path)
+        except AnsibleParserError as exc:
+            # Before 2.19 the error quotes the offending lines, which may hold secrets.
+            cause = exc.__cause__ or getattr(exc, "orig_exc", None)
+            raise AnsibleError("not valid YAML or JSON: %s" % yaml_problem(cause)) from None
         checks = document.get("checks") if isinstance(document, dict) else document
         if isinstance(document, dict) and set(document) - {"checks"}:
             checks = document  # let the validator name the unknown keys
-        return self._templar.template(checks)
+        try:
+            return self._templar.template(checks)
+        except AnsibleError as exc:
+            # Before 2.19 a template's error quotes the template, which may hold a secret.
+            message = str(exc)
+            for template in sorted(_templates(checks), key=len, reverse=True):
+                message = message.replace(template, "(the template)")
+            raise AnsibleError(message) from None
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)

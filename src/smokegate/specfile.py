@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from ansible_collections.smokegate.core.plugins.plugin_utils.yaml_errors import yaml_problem
 from smokegate.engine import spec
 
 
@@ -34,23 +35,7 @@ def read_document(path: str) -> Any:
     try:
         return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
-        raise SpecFileError("%s is not valid YAML: %s" % (path, _yaml_problem(exc))) from None
-
-
-def _at(mark: Any) -> str:
-    return "line %d, column %d" % (mark.line + 1, mark.column + 1)
-
-
-def _yaml_problem(exc: Exception) -> str:
-    """What is wrong and where, never the offending line: PyYAML without libyaml quotes it,
-    and the line may hold a header value or a URL's password."""
-    problem = getattr(exc, "problem", None) or "it cannot be parsed"
-    mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context", None)
-    text = problem + (" at " + _at(mark) if mark is not None else "")
-    if context:
-        context_mark = getattr(exc, "context_mark", None)
-        text += ", " + context + (" from " + _at(context_mark) if context_mark is not None else "")
-    return text
+        raise SpecFileError("%s is not valid YAML: %s" % (path, yaml_problem(exc))) from None
 
 
 def load_checks(path: str) -> list[spec.Check]:
