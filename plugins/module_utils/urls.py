@@ -72,7 +72,7 @@ def url_problem(url: str) -> Optional[str]:
     """
     if any(character.isspace() or not character.isprintable() for character in url):
         return "must not contain spaces or control characters"
-    scheme, slashes, _ = url.partition("://")
+    scheme, slashes, _rest = url.partition("://")
     if scheme.lower() not in SCHEMES or not slashes:
         return "expected an http:// or https:// URL"
     if _ambiguous(url):
@@ -98,7 +98,7 @@ def credentials(url: str) -> Optional[Tuple[bytes, bytes]]:
     userinfo = _userinfo(url)
     if userinfo is None:
         return None
-    user, _, password = userinfo.partition(":")
+    user, _colon, password = userinfo.partition(":")
     return unquote_to_bytes(user), unquote_to_bytes(password)
 
 
@@ -150,7 +150,7 @@ def secret_forms(url: str) -> List[str]:
     """
     forms = userinfo_forms(url)
     for userinfo in _candidates(url):
-        user, _, password = userinfo.partition(":")
+        user, _colon, password = userinfo.partition(":")
         for text in (userinfo, user, password):
             decoded = unquote(text)
             forms += [text, decoded, quote(decoded, safe=""), quote(decoded)]
