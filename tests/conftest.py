@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -13,11 +14,24 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_HEADER = "hdr-s3cret-9f2c"
+# The other secrets of SECRET_CHECKS: an environment value (in an env file and in the
+# process environment as SECRET_ENV_NAME), and URL credentials, whose password is
+# percent-encoded in one URL and plain in another.
+ENV_SECRET = "env-s3cret-5e1a"
+SECRET_ENV_NAME = "SMOKEGATE_TEST_TOKEN"
+URL_USER = "sg-probe-user"
+URL_PASSWORD = "p#ss/w?rd@:x"
+PLAIN_URL_PASSWORD = "plain-pw-63c1"
+BASIC_AUTHORIZATIONS = {
+    "Basic " + base64.b64encode(("%s:%s" % (URL_USER, password)).encode()).decode()
+    for password in (URL_PASSWORD, PLAIN_URL_PASSWORD)
+}
 
 
 def smokegate_executable() -> str:
@@ -73,6 +87,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/private":
             ok = self.headers.get("X-Token") == SECRET_HEADER
             self._reply(200 if ok else 403, b"welcome\n" if ok else b"forbidden\n")
+        elif self.path == "/basic":
+            ok = self.headers.get("Authorization") in BASIC_AUTHORIZATIONS
+            self._reply(200 if ok else 401, b"welcome\n" if ok else b"who are you?\n")
         elif self.path == "/flaky":
             type(self).flaky_calls += 1
             self._reply(503 if type(self).flaky_calls == 1 else 200, b"warming up\n")
@@ -99,6 +116,59 @@ def http_server() -> Iterator[str]:
     yield "http://127.0.0.1:%d" % server.server_address[1]
     server.shutdown()
     server.server_close()
+
+
+def secret_checks(directory: Path, base_url: str, closed_port: int) -> list[dict[str, Any]]:
+    """Checks holding every kind of secret, passing and failing (SECRET_STATUSES).
+
+    ``base_url`` is the http_server's; SECRET_ENV_NAME=ENV_SECRET must be in the
+    environment the checks run in.
+    """
+    env_file = directory / "app.env"
+    env_file.write_text("APP_DSN=postgres://app:%s@db/app\n" % ENV_SECRET)
+    address = base_url.split("//", 1)[1]
+    encoded = "http://%s:%s@" % (quote(URL_USER, safe=""), quote(URL_PASSWORD, safe=""))
+    plain = "http://%s:%s@" % (URL_USER, PLAIN_URL_PASSWORD)
+    env = {"name": "APP_DSN", "file": str(env_file)}
+    header = {"url": base_url + "/private", "headers": {"X-Token": SECRET_HEADER}}
+    return [
+        {"name": "env file ok", "env": dict(env, pattern="^postgres://")},
+        {"name": "env file bad", "env": dict(env, pattern="^mysql://")},
+        {"name": "env process ok", "env": {"name": SECRET_ENV_NAME, "pattern": "^env-"}},
+        {"name": "header ok", "http": header},
+        {"name": "header bad", "http": dict(header, status=204)},
+        {"name": "encoded credentials ok", "http": {"url": encoded + address + "/basic"}},
+        {"name": "plain credentials ok", "http": {"url": plain + address + "/basic"}},
+        {
+            "name": "encoded credentials bad",
+            "http": {"url": encoded + "127.0.0.1:%d/basic" % closed_port},
+        },
+        {
+            "name": "plain credentials bad",
+            "http": {"url": plain + address + "/basic", "status": 204},
+        },
+    ]
+
+
+SECRET_STATUSES = {
+    "env file ok": "pass",
+    "env file bad": "fail",
+    "env process ok": "pass",
+    "header ok": "pass",
+    "header bad": "fail",
+    "encoded credentials ok": "pass",
+    "plain credentials ok": "pass",
+    "encoded credentials bad": "fail",
+    "plain credentials bad": "fail",
+}
+
+
+def leaked_secrets(text: str) -> list[str]:
+    """The secrets of SECRET_CHECKS that ``text`` shows, in any form they could take."""
+    forms = [ENV_SECRET, SECRET_HEADER, URL_USER, PLAIN_URL_PASSWORD]
+    forms += [URL_PASSWORD, quote(URL_PASSWORD, safe=""), "p#ss", "w?rd", "p%23ss", "w%3Frd"]
+    forms += [authorization.split()[1] for authorization in BASIC_AUTHORIZATIONS]
+    return [form for form in forms if form in text]
 
 
 @pytest.fixture

@@ -10,13 +10,21 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import REPO, SECRET_HEADER, run_cli, smokegate_executable
+from conftest import (
+    ENV_SECRET,
+    REPO,
+    SECRET_ENV_NAME,
+    SECRET_HEADER,
+    SECRET_STATUSES,
+    leaked_secrets,
+    run_cli,
+    secret_checks,
+    smokegate_executable,
+)
 from formats import parse_nagios, parse_prometheus, parse_tap
 
 from smokegate import __version__
 from smokegate.cli import FORMATS
-
-ENV_SECRET = "pg-s3cret-77ab"
 
 
 def test_version_and_help_show_an_example_spec():
@@ -174,14 +182,25 @@ def test_junit_report_parses_with_one_testcase_per_check(
     assert failure is not None and "does not match ^mysql://" in failure.get("message", "")
 
 
-def test_secrets_appear_in_no_format(write_spec, tmp_path: Path, http_server: str):
-    path = secret_spec(write_spec, tmp_path, http_server)
+def test_secrets_appear_in_no_format_and_url_credentials_authenticate(
+    write_spec, tmp_path: Path, http_server: str, closed_port: int
+):
+    path = write_spec(secret_checks(tmp_path, http_server, closed_port))
     for fmt in FORMATS:
-        completed = run_cli("check", "-f", str(path), "--format", fmt)
+        completed = run_cli(
+            "check", "-f", str(path), "--format", fmt, env={SECRET_ENV_NAME: ENV_SECRET}
+        )
         assert completed.returncode == (2 if fmt == "nagios" else 1)
-        output = completed.stdout + completed.stderr
-        assert ENV_SECRET not in output, fmt
-        assert SECRET_HEADER not in output, fmt
+        assert leaked_secrets(completed.stdout + completed.stderr) == [], fmt
+        if fmt == "json":
+            report = json.loads(completed.stdout)
+            statuses = {result["name"]: result["status"] for result in report["results"]}
+            assert statuses == SECRET_STATUSES
+            messages = {result["name"]: result["message"] for result in report["results"]}
+            assert (
+                "GET http://***@127.0.0.1:%d/basic" % closed_port
+                in messages["encoded credentials bad"]
+            )
 
 
 def test_colour_on_a_terminal_only_and_never_with_no_color(write_spec):

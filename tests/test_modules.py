@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
-from conftest import REPO
+from conftest import REPO, leaked_secrets, secret_checks
 
 from ansible_collections.smokegate.core.plugins.module_utils.argspec import (
     check_options,
@@ -69,25 +69,21 @@ def test_smoke_module_fail_on_never_and_check_mode_skip_the_write_test(capsys, t
     assert "write test skipped in check mode" in result["smoke"]["results"][0]["message"]
 
 
-def test_smoke_module_hides_header_values(capsys, closed_port: int):
-    secret = "module-hdr-secret-31"
-    result = run_module(
-        smoke,
-        {
-            "checks": [
-                {
-                    "name": "api",
-                    "http": {
-                        "url": "http://127.0.0.1:%d/" % closed_port,
-                        "headers": {"X-Token": secret},
-                    },
-                }
-            ]
-        },
-        capsys,
-    )
+def test_smoke_module_hides_header_values_and_url_credentials(
+    capsys, tmp_path: Path, closed_port: int
+):
+    checks = [
+        check
+        for check in secret_checks(tmp_path, "http://127.0.0.1:%d" % closed_port, closed_port)
+        if "http" in check
+    ]
+    result = run_module(smoke, {"checks": checks}, capsys)
     assert result["failed"] is True
-    assert secret not in json.dumps(result)
+    assert set(result["failed_checks"]) == {check["name"] for check in checks}
+    # The invocation holds the URLs, their credentials masked.
+    urls = [check["http"]["url"] for check in result["invocation"]["module_args"]["checks"]]
+    assert "http://********@127.0.0.1:%d/basic" % closed_port in urls
+    assert leaked_secrets(json.dumps(result)) == []
 
 
 def test_release_module_check_mode_changes_nothing_and_diff_shows_the_switch(

@@ -133,7 +133,19 @@ def test_ansible_finds_the_installed_collection_without_configuration():
 
 
 @pytest.mark.parametrize(
-    "module", ["units", "spec", "probes", "checks", "runner", "report", "releases", "extract"]
+    "module",
+    [
+        "units",
+        "urls",
+        "spec",
+        "probes",
+        "checks",
+        "runner",
+        "report",
+        "argspec",
+        "releases",
+        "extract",
+    ],
 )
 def test_engine_docstring_examples_run(module: str):
     import importlib

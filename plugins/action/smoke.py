@@ -14,9 +14,9 @@ module runs as any module does.
 from __future__ import annotations
 
 import shlex
-from typing import Any, Dict
+from typing import Any, Dict, Set
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
@@ -29,8 +29,18 @@ from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
     payload,
     read_answer,
 )
+from ansible_collections.smokegate.core.plugins.plugin_utils.yaml_errors import yaml_problem
 
 MODULE = "smokegate.core.smoke"
+
+
+def _templates(value: Any) -> Set[str]:
+    """Every string in a spec document that holds a template."""
+    if isinstance(value, str):
+        return {value} if "{{" in value or "{%" in value else set()
+    if isinstance(value, dict):
+        value = list(value.values())
+    return set().union(*map(_templates, value)) if isinstance(value, list) else set()
 
 
 class ActionModule(ActionBase):
@@ -39,14 +49,26 @@ class ActionModule(ActionBase):
 
     def _load_checks_file(self, name: str) -> object:
         path = self._find_needle("files", name)
-        try:  # ansible-core 2.19+ templates only trusted data; the spec file is ours to trust
-            document = self._loader.load_from_file(path, trusted_as_template=True)
-        except TypeError:
-            document = self._loader.load_from_file(path)
+        try:
+            try:  # ansible-core 2.19+ templates only trusted data; the spec file is ours to trust
+                document = self._loader.load_from_file(path, trusted_as_template=True)
+            except TypeError:
+                document = self._loader.load_from_file(path)
+        except AnsibleParserError as exc:
+            # Before 2.19 the error quotes the offending lines, which may hold secrets.
+            cause = exc.__cause__ or getattr(exc, "orig_exc", None)
+            raise AnsibleError("not valid YAML or JSON: %s" % yaml_problem(cause)) from None
         checks = document.get("checks") if isinstance(document, dict) else document
         if isinstance(document, dict) and set(document) - {"checks"}:
             checks = document  # let the validator name the unknown keys
-        return self._templar.template(checks)
+        try:
+            return self._templar.template(checks)
+        except AnsibleError as exc:
+            # Before 2.19 a template's error quotes the template, which may hold a secret.
+            message = str(exc)
+            for template in sorted(_templates(checks), key=len, reverse=True):
+                message = message.replace(template, "(the template)")
+            raise AnsibleError(message) from None
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
@@ -75,12 +97,18 @@ class ActionModule(ActionBase):
                 errors=exc.errors,
             )
         if validate_only:
+            # Never the checks themselves: they may hold header values and URL credentials.
             return dict(
                 result,
                 changed=False,
                 msg="spec is valid: %d checks" % len(checks),
-                checks=args["checks"],
+                check_names=[check.name for check in checks],
             )
+        # The module's own argument validation, done here for both paths: on the host, a
+        # failure would return the invocation before the module masks URL credentials in it.
+        validated = ArgumentSpecValidator(smoke_argument_spec()).validate(args)
+        if validated.error_messages:
+            return dict(result, failed=True, msg="; ".join(validated.error_messages))
 
         if (
             self._task.async_val
@@ -91,7 +119,7 @@ class ActionModule(ActionBase):
                 module_name=MODULE, module_args=args, task_vars=task_vars
             )
         else:
-            module_result = self._run_engine(args, task_vars)
+            module_result = self._run_engine(args, validated.validated_parameters, task_vars)
         if isinstance(module_result.get("smoke"), dict):
             # The inventory name, not the machine's hostname: that is what users look up.
             module_result["smoke"]["host"] = task_vars.get(
@@ -120,12 +148,9 @@ class ActionModule(ActionBase):
         shebang = configured[1] if len(configured) == 4 else configured[0].shebang  # <2.19
         return shebang[2:].strip() if shebang else "/usr/bin/python3"
 
-    def _run_engine(self, args: Dict[str, Any], task_vars: Dict[str, Any]) -> Dict[str, Any]:
-        # The same argument validation the module would do on the host, done here.
-        validated = ArgumentSpecValidator(smoke_argument_spec()).validate(args)
-        if validated.error_messages:
-            return {"failed": True, "msg": "; ".join(validated.error_messages)}
-        params = validated.validated_parameters
+    def _run_engine(
+        self, args: Dict[str, Any], params: Dict[str, Any], task_vars: Dict[str, Any]
+    ) -> Dict[str, Any]:
         step = {"op": "smoke", "checks": params["checks"], "check_mode": self._task.check_mode}
         python = self._interpreter(args, task_vars)
         # The task's environment (env checks read it) travels with the request, not on the

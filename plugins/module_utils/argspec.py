@@ -8,9 +8,10 @@ test fails when they differ, so ansible-doc, the argument_spec and the validator
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from .schema import CHECK_TYPES, COMMON_FIELDS, Field
+from .urls import userinfo_forms
 
 # How each schema kind reaches Ansible. "raw" where a spec accepts two shapes
 # (2GiB or 2147483648; 200 or [200, 204]); the engine validates the value itself.
@@ -31,6 +32,7 @@ ANSIBLE_TYPES = {
     "choice": "str",
     "statuses": "raw",
     "headers": "dict",
+    "url": "str",
 }
 
 
@@ -85,3 +87,26 @@ def smoke_argument_spec() -> Dict[str, Any]:
         "fail_on": {"type": "str", "default": "critical", "choices": ["critical", "never"]},
         "validate_only": {"type": "bool", "default": False},
     }
+
+
+def url_credentials(checks: Any) -> List[str]:
+    """The user:password of every URL in the (unvalidated) checks, as written and decoded.
+
+    no_log can only hide a whole option, and a URL's credentials are part of one. Added to
+    the module's ``no_log_values``, they are masked in every string Ansible returns, the
+    invocation's copy of the URL included.
+
+    >>> url_credentials([{"name": "api", "http": {"url": "http://ops:p%23ss@db/"}}])
+    ['ops:p%23ss', 'ops:p#ss']
+    """
+    found: List[str] = []
+    for check in checks if isinstance(checks, list) else ():
+        for type_name, check_type in CHECK_TYPES.items():
+            fields = check.get(type_name) if isinstance(check, dict) else None
+            if not isinstance(fields, dict):
+                continue
+            for field in check_type.fields.values():
+                value = fields.get(field.name)
+                if field.kind == "url" and isinstance(value, str):
+                    found.extend(userinfo_forms(value))
+    return found

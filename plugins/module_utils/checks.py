@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple
 
 from .units import format_percent, format_size
+from .urls import redact_url
 
 PASS, FAIL, ERROR, TIMEOUT, SKIPPED = "pass", "fail", "error", "timeout", "skipped"
 
@@ -222,19 +223,6 @@ def check_tcp(params: Params, probe: Any, attempt: Attempt) -> Outcome:
         PASS,
         "%s:%d accepts connections (%.1f ms)" % (host, port, 1000 * (time.monotonic() - started)),
     )
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password@, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += ":%d" % parts.port
-    return urlunsplit(parts._replace(netloc="***@" + netloc))
 
 
 def check_http(params: Params, probe: Any, attempt: Attempt) -> Outcome:

@@ -20,6 +20,8 @@ import re
 import socket
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from .urls import basic_authorization
+
 # ssl, subprocess, tempfile, shutil and urllib are imported where they are used: a spec
 # that needs none of them should not pay ~20 ms of imports on every host.
 
@@ -267,7 +269,6 @@ class SystemProbe:
         follow_redirects: bool = False,
         validate_certs: bool = True,
     ) -> HttpResponse:
-        import base64
         import http.client
         from urllib.parse import urljoin, urlsplit
 
@@ -277,11 +278,9 @@ class SystemProbe:
             request_headers = {"User-Agent": "smokegate", "Connection": "close"}
             if parts.netloc != origin:
                 headers = {}  # credentials are for the origin only, never for a redirect target
-            if parts.username is not None:
-                credentials = "%s:%s" % (parts.username, parts.password or "")
-                request_headers["Authorization"] = (
-                    "Basic " + base64.b64encode(credentials.encode()).decode()
-                )
+            authorization = basic_authorization(url)
+            if authorization is not None:
+                request_headers["Authorization"] = authorization
             request_headers.update(headers)
             if parts.scheme == "https":
                 import ssl

@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from .checks import CHECKS, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
 from .schema import CHECK_TYPES
 from .spec import Check
+from .urls import secret_forms
 
 # How long past an attempt's deadline to wait for a probe that enforces the same
 # deadline itself (socket timeout, subprocess timeout) before abandoning its thread.
@@ -49,12 +50,15 @@ def _secrets(check: Check) -> List[str]:
         value = check.params.get(field.name)
         if field.secret and isinstance(value, dict):
             values.extend(item for item in value.values() if item)
+        if field.kind == "url" and isinstance(value, str):
+            values.extend(secret_forms(value))
     return values
 
 
 def _redact(message: str, secrets: Iterable[str]) -> str:
-    # Checks never format a secret; this guards exception texts we do not control.
-    for secret in secrets:
+    # Checks never format a secret; this guards exception texts we do not control. The
+    # longest first: a password inside a longer secret must not leave the rest of it.
+    for secret in sorted(set(secrets), key=len, reverse=True):
         message = message.replace(secret, "***")
     return message
 

@@ -31,6 +31,9 @@ KINDS: Dict[str, str] = {
     "choice": "One of the listed values.",
     "statuses": "An HTTP status code (100-599), or a list of them.",
     "headers": "A mapping of header names to string values.",
+    "url": "An http:// or https:// URL. A user:password@ in it is a secret, never shown:"
+    " percent-encode '#', '/', '?' and '@' in the user and the password (%23, %2F, %3F, %40);"
+    " a URL where they cannot be told apart from the host is refused.",
 }
 
 
@@ -190,7 +193,13 @@ CHECK_TYPES: Dict[str, CheckType] = {
             "http",
             "An HTTP(S) request returns the expected status (and body).",
             [
-                Field("url", "str", "http:// or https:// URL.", required=True),
+                Field(
+                    "url",
+                    "url",
+                    "http:// or https:// URL; a user:password@ in it is sent as Basic"
+                    " authentication, percent-decoded, and never shown.",
+                    required=True,
+                ),
                 Field(
                     "status", "statuses", "Expected status code or list of codes.", default=[200]
                 ),

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .schema import CHECK_TYPES, COMMON_FIELDS, Field
 from .units import VersionSpec, parse_size
+from .urls import url_problem
 
 TOP_LEVEL_KEYS = ("checks",)
 
@@ -182,6 +183,15 @@ def _size(value: Any) -> int:
     return parse_size(value)
 
 
+def _url(value: Any) -> str:
+    # Never echo the URL in an error: it may hold a password.
+    value = _string(value)
+    problem = url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "str": _string,
     "path": _path,
@@ -198,6 +208,7 @@ VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "version": _version,
     "statuses": _statuses,
     "headers": _headers,
+    "url": _url,
 }
 
 

@@ -15,7 +15,8 @@ description:
   - Fails when a critical check does not pass, naming each failed check, unless O(fail_on=never).
   - The spec is validated on the controller before anything is sent; every error names the
     check and the field.
-  - Environment variable values and HTTP header values never appear in the output.
+  - Environment variable values, HTTP header values and the credentials of a URL
+    (C(user:password@)) never appear in the output.
 author:
   - smokegate contributors (@smokegate)
 attributes:
@@ -53,6 +54,7 @@ options:
   validate_only:
     description:
       - Validate and template the spec on the controller, then stop without contacting the host.
+      - Returns the names of the checks (RV(check_names)), never their fields, which may hold secrets.
     type: bool
     default: false
   checks:
@@ -238,7 +240,8 @@ options:
         suboptions:
           url:
             description:
-            - http:// or https:// URL.
+            - http:// or https:// URL; a user:password@ in it is sent as Basic authentication, percent-decoded,
+              and never shown.
             type: str
             required: true
           status:
@@ -335,7 +338,7 @@ EXAMPLES = r"""
 RETURN = r"""
 smoke:
   description: The smoke report of this host.
-  returned: always
+  returned: unless O(validate_only)
   type: dict
   contains:
     host:
@@ -368,15 +371,24 @@ smoke:
           attempts: 1
 failed_checks:
   description: Names of the critical checks that did not pass.
-  returned: always
+  returned: unless O(validate_only)
   type: list
   elements: str
   sample: ["free space"]
+check_names:
+  description: The names of the checks in the validated spec, in spec order.
+  returned: with O(validate_only)
+  type: list
+  elements: str
+  sample: ["free space", "app health"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smokegate.core.plugins.module_utils.argspec import smoke_argument_spec
+from ansible_collections.smokegate.core.plugins.module_utils.argspec import (
+    smoke_argument_spec,
+    url_credentials,
+)
 from ansible_collections.smokegate.core.plugins.module_utils.report import gate_result
 from ansible_collections.smokegate.core.plugins.module_utils.runner import run_checks
 from ansible_collections.smokegate.core.plugins.module_utils.spec import SpecError, parse_spec
@@ -389,6 +401,8 @@ def main() -> None:
         mutually_exclusive=[("checks", "checks_file")],
         supports_check_mode=True,
     )
+    # Masked in everything returned from here on, failures and the invocation included.
+    module.no_log_values.update(url_credentials(module.params["checks"]))
     if module.params["checks"] is None:
         module.fail_json(
             msg="checks_file is read on the controller by the action plugin; pass checks to the module"

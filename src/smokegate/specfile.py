@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from ansible_collections.smokegate.core.plugins.plugin_utils.yaml_errors import yaml_problem
 from smokegate.engine import spec
 
 
@@ -34,7 +35,7 @@ def read_document(path: str) -> Any:
     try:
         return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
-        raise SpecFileError("%s is not valid YAML: %s" % (path, exc)) from None
+        raise SpecFileError("%s is not valid YAML: %s" % (path, yaml_problem(exc))) from None
 
 
 def load_checks(path: str) -> list[spec.Check]:
