@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time `fab smoke` (20 checks) on lab hosts against the bare-SSH floor, alternating in rounds.
 
 Usage (root: it brings up its own lab with tests/lab/lab):
@@ -86,7 +85,7 @@ def row(name: str, values: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--write", type=Path, help="update this results file's fab section")
@@ -115,11 +114,11 @@ def main() -> int:
             ]
             timed(fab), timed(floor)  # warm caches
             figures: dict[str, list[float]] = {"fab": [], "floor": []}
-            for _ in range(args.rounds):
+            for _round in range(args.rounds):
                 figures["fab"].append(timed(fab))
                 figures["floor"].append(timed(floor))
         finally:
-            subprocess.run([str(LAB), "down", str(lab)], capture_output=True)
+            subprocess.run([str(LAB), "down", str(lab)], capture_output=True, check=False)
     ratio = statistics.median(figures["fab"]) / statistics.median(figures["floor"])
     verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
     text = "\n".join(

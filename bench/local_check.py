@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time `smokegate check` on 20 local checks against `python3 -c pass`, alternating in rounds.
 
 Usage: .venv/bin/python bench/local_check.py [--rounds 30] [--write bench/RESULTS.md]
@@ -115,7 +114,7 @@ def main() -> int:
     timings: dict[str, list[float]] = {name: [] for name in commands}
     for argv in commands.values():  # warm the page cache once
         timed(argv)
-    for _ in range(args.rounds):  # alternate so machine drift hits every command alike
+    for _round in range(args.rounds):  # alternate so machine drift hits every command alike
         for name, argv in commands.items():
             timings[name].append(timed(argv))
     server.shutdown()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time a rollback on 8 lab hosts: from the failing smoke check to every host back on the
 previous release, for `ansible-playbook smokegate.core.rolling_deploy` and `fab deploy`.
 
@@ -188,7 +187,7 @@ def cell(values: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write", type=Path, help="update this results file's rollback section")
     args = parser.parse_args()
@@ -204,7 +203,7 @@ def main() -> int:
         try:
             deploys = Deploys(lab, work)
             for tool in TOOLS:
-                status, _, output = deploys.deploy(tool, GOOD, deploys.names)
+                status, _finished, output = deploys.deploy(tool, GOOD, deploys.names)
                 if status != 0:
                     raise SystemExit("bench: %s deploy of %s failed:\n%s" % (tool, GOOD, output))
             commands = {tool: deploys.argv(tool, "v2", deploys.names) for tool in TOOLS}
@@ -221,7 +220,7 @@ def main() -> int:
                         flush=True,
                     )
         finally:
-            subprocess.run([str(LAB), "down", str(lab)], capture_output=True)
+            subprocess.run([str(LAB), "down", str(lab)], capture_output=True, check=False)
 
     def shown(argv: list[str]) -> str:
         text = " ".join([Path(argv[0]).name, *argv[1:]])

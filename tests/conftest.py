@@ -49,6 +49,7 @@ def run_cli(
         text=True,
         timeout=120,
         env={**os.environ, **(env or {})},
+        check=False,
         **kwargs,
     )
 
@@ -202,7 +203,7 @@ def listening_port() -> Iterator[int]:
         listener.settimeout(0.2)
         while not stop.is_set():
             try:
-                connection, _ = listener.accept()
+                connection, _address = listener.accept()
                 connection.close()
             except OSError:
                 continue

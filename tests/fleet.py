@@ -129,6 +129,7 @@ class Fleet:
             text=True,
             timeout=600,
             env={**os.environ, **self.ansible_env, **(env or {})},
+            check=False,
         )
         completed.output = completed.stdout + completed.stderr  # type: ignore[attr-defined]
         return completed
@@ -266,6 +267,7 @@ class LabFleet(Fleet):
             text=True,
             timeout=timeout,
             env={**os.environ, **(env or {})},
+            check=False,
         )
         completed.output = completed.stdout + completed.stderr  # type: ignore[attr-defined]
         return completed

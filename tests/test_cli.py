@@ -320,7 +320,7 @@ def test_prometheus_textfile_parses(write_spec, closed_port: int):
     assert completed.returncode == 1
     metrics = parse_prometheus(completed.stdout)
     ok = {labels["name"]: (labels, value) for labels, value in metrics["smokegate_check_ok"]}
-    assert {name: value for name, (_, value) in ok.items()} == {
+    assert {name: value for name, (_labels, value) in ok.items()} == {
         "root": 1,
         "db | port": 0,
         "cache's port": 0,
@@ -328,7 +328,7 @@ def test_prometheus_textfile_parses(write_spec, closed_port: int):
     }
     assert ok["db | port"][0]["type"] == "tcp" and ok["db | port"][0]["severity"] == "critical"
     assert len(metrics["smokegate_check_duration_seconds"]) == 4
-    assert [value for _, value in metrics["smokegate_up"]] == [1]
-    assert [value for _, value in metrics["smokegate_ok"]] == [0]
+    assert [value for _labels, value in metrics["smokegate_up"]] == [1]
+    assert [value for _labels, value in metrics["smokegate_ok"]] == [0]
     (stamp,) = metrics["smokegate_last_run_timestamp_seconds"]
     assert abs(stamp[1] - time.time()) < 60

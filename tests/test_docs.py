@@ -91,13 +91,14 @@ def test_generated_docs_are_up_to_date(generator: str):
         [sys.executable, str(REPO / "scripts" / generator), "--check"],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
 
 
 @pytest.mark.parametrize(
     ("section", "text"),
-    EXAMPLES + [(section, text) for section, text, _, _ in FAILING],
+    EXAMPLES + [(section, text) for section, text, _status, _message in FAILING],
     ids=lambda value: value.splitlines()[1] if "\n" in value else value,
 )
 def test_every_documented_spec_parses_with_the_spec_parser(section: str, text: str):
@@ -107,7 +108,7 @@ def test_every_documented_spec_parses_with_the_spec_parser(section: str, text: s
 
 
 @pytest.mark.parametrize(
-    ("section", "text"), EXAMPLES, ids=[text.splitlines()[1] for _, text in EXAMPLES]
+    ("section", "text"), EXAMPLES, ids=[text.splitlines()[1] for _section, text in EXAMPLES]
 )
 def test_examples_run_without_a_spec_error(tmp_path: Path, section: str, text: str):
     completed = run_cli(
@@ -121,7 +122,7 @@ def test_examples_run_without_a_spec_error(tmp_path: Path, section: str, text: s
 @pytest.mark.parametrize(
     ("section", "text", "status", "message"),
     FAILING,
-    ids=[text.splitlines()[1] for _, text, _, _ in FAILING],
+    ids=[text.splitlines()[1] for _section, text, _status, _message in FAILING],
 )
 def test_documented_failure_messages_are_what_the_engine_prints(
     tmp_path: Path, section: str, text: str, status: str, message: str
@@ -140,8 +141,8 @@ def test_every_type_field_and_kind_of_the_schema_is_documented():
     tables = [("Common keys", schema.COMMON_FIELDS)] + [
         (name, check_type.fields) for name, check_type in schema.CHECK_TYPES.items()
     ]
-    example_sections = [section for section, _ in EXAMPLES]
-    failing_sections = [section for section, _, _, _ in FAILING]
+    example_sections = [section for section, _text in EXAMPLES]
+    failing_sections = [section for section, _text, _status, _message in FAILING]
     for name, check_type in schema.CHECK_TYPES.items():
         assert name in found, "no section for the %s check" % name
         assert check_type.doc.strip(), "the %s check has no description" % name
@@ -158,7 +159,7 @@ def test_every_type_field_and_kind_of_the_schema_is_documented():
             assert field.doc.strip(), "%s.%s has no description" % (section, field.name)
             row = rows.get("`%s`" % field.name)
             assert row, "%s.%s is not in the table of %s" % (section, field.name, section)
-            _, kind, required, default, description = (cell.strip() for cell in row)
+            _field_name, kind, required, default, description = (cell.strip() for cell in row)
             assert required == ("yes" if field.required else "no")
             if field.choices:
                 assert all("`%s`" % choice in kind for choice in field.choices)
@@ -168,7 +169,7 @@ def test_every_type_field_and_kind_of_the_schema_is_documented():
             assert description == field.doc.replace("|", "\\|").replace("*", "\\*")
     kinds_table = found["Kinds of value"]
     documented_kinds = {
-        field.kind for _, fields in tables for field in fields.values() if not field.choices
+        field.kind for _section, fields in tables for field in fields.values() if not field.choices
     }
     for kind in documented_kinds:
         assert "| `%s` | " % kind in kinds_table, "kind %s is not explained" % kind

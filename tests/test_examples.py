@@ -145,6 +145,7 @@ def run_examples(module: str, text: str, directory: Path) -> tuple[list[dict], s
             "ANSIBLE_NOCOLOR": "1",
             "EXAMPLE_OUTCOMES": str(outcomes),
         },
+        check=False,
     )
     output = completed.stdout + completed.stderr
     lines = outcomes.read_text().splitlines() if outcomes.exists() else []

@@ -461,6 +461,7 @@ def run_steps(runbook: Runbook, world: World) -> None:
             stderr=subprocess.STDOUT,
             text=True,
             timeout=BLOCK_TIMEOUT,
+            check=False,
         )
         output = world.read_back(completed.stdout)
         flat = re.sub(r"[ \t]+", " ", output)
@@ -575,7 +576,7 @@ def unit_running(unit: str, etc: Path) -> Iterator[str]:
     try:
         port = argv[argv.index("--port") + 1]
         url = "http://127.0.0.1:%s" % port
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 urllib.request.urlopen(url + "/healthz", timeout=5)
             except urllib.error.HTTPError:
@@ -624,7 +625,7 @@ def test_the_systemd_unit_verifies_and_serves_what_prometheus_scrapes(tmp_path: 
     unit_file = tmp_path / "smokegate-serve.service"
     unit_file.write_text(unit.replace(INSTALLED, smokegate_executable()))
     verified = subprocess.run(
-        ["systemd-analyze", "verify", str(unit_file)], capture_output=True, text=True
+        ["systemd-analyze", "verify", str(unit_file)], capture_output=True, text=True, check=False
     )
     assert verified.returncode == 0, verified.stderr
     assert "smokegate-serve.service" not in verified.stderr  # no warning about the unit
@@ -650,7 +651,7 @@ def test_the_systemd_unit_verifies_and_serves_what_prometheus_scrapes(tmp_path: 
             series = metrics[metric]
             assert series, rule["alert"]
             if label:
-                assert any(labels[label] == value for labels, _ in series), rule["alert"]
+                assert any(labels[label] == value for labels, _value in series), rule["alert"]
     by_name = {labels["name"]: value for labels, value in checks}
     assert by_name == {"root space": 1, "spare": 0}
 
@@ -664,9 +665,9 @@ def test_the_nrpe_command_is_a_nagios_plugin(tmp_path: Path):
     argv = [word.replace(ETC, str(etc)) for word in shlex.split(command)]
     assert argv[0] == INSTALLED
     argv[0] = smokegate_executable()
-    warning = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    warning = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert warning.returncode == 1, warning.stdout + warning.stderr
     assert parse_nagios(warning.stdout).status == "WARNING"
     (etc / "smoke.yml").write_text("checks: [{name: broken}]\n")
-    unknown = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    unknown = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert unknown.returncode == 3 and parse_nagios(unknown.stdout).status == "UNKNOWN"

@@ -124,7 +124,7 @@ def test_healthz_goes_503_when_a_check_starts_failing_once_the_cache_expires(
         env_file.write_text("MODE=maintenance\n")
         assert server.get("/healthz")[0] == 200  # still the cached run
         time.sleep(1.2)
-        status, _, body = server.get("/healthz")
+        status, _content_type, body = server.get("/healthz")
         assert status == 503
         assert "FAIL" in body and "gate stopped by: mode" in body
         status, content_type, body = server.get("/healthz", Accept="application/json")
@@ -156,12 +156,12 @@ def test_metrics_parse_as_prometheus_text(tmp_path: Path, write_spec, closed_por
     ok = {labels["name"]: (labels, value) for labels, value in metrics["smokegate_check_ok"]}
     assert ok["root"][1] == 1 and ok["db port"][1] == 0
     assert ok["db port"][0]["type"] == "tcp" and ok["db port"][0]["severity"] == "warning"
-    assert {labels["name"] for labels, _ in metrics["smokegate_check_duration_seconds"]} == {
+    assert {labels["name"] for labels, _value in metrics["smokegate_check_duration_seconds"]} == {
         "root",
         "db port",
     }
-    assert [value for _, value in metrics["smokegate_up"]] == [1]
-    assert [value for _, value in metrics["smokegate_ok"]] == [1]  # a warning does not fail
+    assert [value for _labels, value in metrics["smokegate_up"]] == [1]
+    assert [value for _labels, value in metrics["smokegate_ok"]] == [1]  # a warning does not fail
     (stamp,) = metrics["smokegate_last_run_timestamp_seconds"]
     assert abs(stamp[1] - time.time()) < 60
 
@@ -186,7 +186,7 @@ def test_concurrent_polls_on_a_cold_cache_share_one_run(tmp_path: Path, write_sp
         def poll() -> None:
             statuses.append(server.get("/healthz")[0])
 
-        threads = [threading.Thread(target=poll) for _ in range(20)]
+        threads = [threading.Thread(target=poll) for _poller in range(20)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -195,7 +195,7 @@ def test_concurrent_polls_on_a_cold_cache_share_one_run(tmp_path: Path, write_sp
         assert runs.read_text().count("run") == 1
 
         slowest = 0.0
-        for _ in range(50):
+        for _request in range(50):
             started = time.monotonic()
             assert server.get("/healthz")[0] == 200
             slowest = max(slowest, time.monotonic() - started)
@@ -205,7 +205,7 @@ def test_concurrent_polls_on_a_cold_cache_share_one_run(tmp_path: Path, write_sp
     # With no cache, polls that arrive during a run still share it.
     runs.write_text("")
     with serving(tmp_path, spec, "--cache", "0") as server:
-        threads = [threading.Thread(target=server.get, args=("/healthz",)) for _ in range(10)]
+        threads = [threading.Thread(target=server.get, args=("/healthz",)) for _client in range(10)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -261,7 +261,7 @@ def test_secrets_are_in_no_answer_and_no_log(
     assert answers[0][0] == 503
     report = json.loads(answers[1][2])
     assert {result["name"]: result["status"] for result in report["results"]} == SECRET_STATUSES
-    for _, _, body in answers:
+    for _status, _content_type, body in answers:
         assert leaked_secrets(body) == []
     assert leaked_secrets(log) == []
 

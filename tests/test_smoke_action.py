@@ -55,6 +55,7 @@ def run(
             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
             "PATH": path or os.environ["PATH"],
         },
+        check=False,
     )
 
 
