@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time unpacking a 100 MB release four ways, alternating in rounds.
 
 Usage: .venv/bin/python bench/extract.py [--rounds 5] [--write bench/RESULTS.md]
@@ -35,8 +34,8 @@ def build(path: Path, total: int = 100 * 1024 * 1024) -> tuple[int, int]:
     """A release-shaped archive: many small text files, a few large binaries, links."""
     rng = random.Random(7)
     words = [
-        ("".join(rng.choice("abcdefghijklmnop") for _ in range(rng.randint(2, 9))))
-        for _ in range(4000)
+        ("".join(rng.choice("abcdefghijklmnop") for _index in range(rng.randint(2, 9))))
+        for _index in range(4000)
     ]
     written = members = 0
     with tarfile.open(path, "w:gz", compresslevel=6) as tar:
@@ -51,7 +50,7 @@ def build(path: Path, total: int = 100 * 1024 * 1024) -> tuple[int, int]:
 
         index = 0
         while written < total * 0.7:
-            text = " ".join(rng.choice(words) for _ in range(rng.randint(500, 8000)))
+            text = " ".join(rng.choice(words) for _index in range(rng.randint(500, 8000)))
             add("app/lib/pkg%03d/module%04d.py" % (index % 200, index), text.encode())
             index += 1
         for blob in range(6):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Poll `smokegate serve` while idle and slowloris connections hold it open.
 
 Usage: .venv/bin/python bench/serve_load.py [--idle 300] [--slowloris 5] [--polls 50]
@@ -70,7 +69,9 @@ def poll(port: int) -> float:
 
 
 def trickle(port: int, clients: int, stop: threading.Event) -> None:
-    sockets = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(clients)]
+    sockets = [
+        socket.create_connection(("127.0.0.1", port), timeout=5) for _index in range(clients)
+    ]
     head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10000
     for byte in head:
         if stop.wait(0.5):
@@ -108,15 +109,17 @@ def measure_in(
         poll(port)  # the first run fills the cache
         figures: dict[str, float] = {}
         figures["threads before"], figures["fds before"] = counts(process.pid)
-        quiet = [poll(port) for _ in range(polls)]
+        quiet = [poll(port) for _index in range(polls)]
         started = time.perf_counter()
-        opened = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(idle)]
+        opened = [
+            socket.create_connection(("127.0.0.1", port), timeout=60) for _index in range(idle)
+        ]
         figures["open ms"] = 1000 * (time.perf_counter() - started)
         stop = threading.Event()
         trickler = threading.Thread(target=trickle, args=(port, slowloris, stop))
         trickler.start()
         time.sleep(1.0)  # every connection accepted, every slowloris client a few bytes in
-        loaded = [poll(port) for _ in range(polls)]
+        loaded = [poll(port) for _index in range(polls)]
         figures["threads loaded"], figures["fds loaded"] = counts(process.pid)
         time.sleep(max(0.0, AFTER_TIMEOUT - 1.0))
         figures["idle closed"] = closed_by_server(opened)

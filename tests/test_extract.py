@@ -179,7 +179,8 @@ def test_links_inside_the_release_are_kept_and_modes_and_owners_are_made_safe(
     assert stat.S_IMODE((release / "tmp").stat().st_mode) == 0o755  # no sticky bit either
     assert stat.S_IMODE(release.stat().st_mode) == 0o755
     assert os.readlink(release / "bin" / "tool") == "../lib/tool"
-    assert subprocess.run([str(release / "bin" / "tool")], capture_output=True).stdout == b"tool\n"
+    ran = subprocess.run([str(release / "bin" / "tool")], capture_output=True, check=True)
+    assert ran.stdout == b"tool\n"
     assert (release / "lib" / "again").read_text() == "data\n"  # linked before the second copy
     assert (release / "lib" / "data").read_text() == "data, second copy\n"
     assert (release / "lib" / "tool").stat().st_mtime == 1700000000

@@ -365,8 +365,8 @@ def test_a_ledger_of_the_wrong_shape_is_named_and_nothing_is_left_behind(
         lambda: root.lock("v1", holder="ops"),
         lambda: root.create("v1", src=source),
         lambda: root.prune(keep=1),
-        lambda: root.rollback(),
-        lambda: root.info(),
+        root.rollback,
+        root.info,
     ):
         with pytest.raises(ReleaseError) as refused:
             attempt()

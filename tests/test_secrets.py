@@ -127,7 +127,7 @@ class CredentialQuotingProbe(SystemProbe):
     """An HTTP client whose error quotes the credentials it was given, in several forms."""
 
     def http(self, method, url, headers, timeout, **options):  # type: ignore[no-untyped-def]
-        user, _, password = urlsplit(url).netloc.rpartition("@")[0].partition(":")
+        user, _colon, password = urlsplit(url).netloc.rpartition("@")[0].partition(":")
         sent = unquote_to_bytes(user) + b":" + unquote_to_bytes(password)
         raise OSError(
             "%s refused %s (Basic %s, %s)"

@@ -325,12 +325,12 @@ def test_a_poll_answers_promptly_while_300_idle_and_5_slowloris_connections_are_
     spec = write_spec([{"name": "mode", "env": {"name": "MODE", "file": str(env_file)}}])
     with serving(tmp_path, spec, "--cache", "0", descriptor_limit=256) as server:
         assert server.get("/healthz")[0] == 200
-        idle = [socket.create_connection(server.address, timeout=5) for _ in range(300)]
-        slow = [socket.create_connection(server.address, timeout=5) for _ in range(5)]
+        idle = [socket.create_connection(server.address, timeout=5) for _index in range(300)]
+        slow = [socket.create_connection(server.address, timeout=5) for _index in range(5)]
         try:
             with trickling(slow):
                 slowest = 0.0
-                for _ in range(20):
+                for _index in range(20):
                     started = time.monotonic()
                     assert server.get("/healthz")[0] == 200
                     slowest = max(slowest, time.monotonic() - started)
@@ -349,8 +349,8 @@ def test_idle_and_slowloris_connections_are_closed_after_the_read_timeout(
 ):
     spec = write_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}])
     with serving(tmp_path, spec, read_timeout=1.0) as server:
-        idle = [socket.create_connection(server.address, timeout=5) for _ in range(20)]
-        slow = [socket.create_connection(server.address, timeout=5) for _ in range(3)]
+        idle = [socket.create_connection(server.address, timeout=5) for _index in range(20)]
+        slow = [socket.create_connection(server.address, timeout=5) for _index in range(3)]
         opened = time.monotonic()
         try:
             with trickling(slow):
@@ -445,7 +445,7 @@ def trickling_upstream() -> Iterator[int]:
     def accept() -> None:
         while True:
             try:
-                sock, _ = listener.accept()
+                sock, _address = listener.accept()
             except OSError:
                 return
             threading.Thread(target=answer, args=(sock,), daemon=True).start()
@@ -465,8 +465,8 @@ def test_a_check_hung_on_a_trickling_upstream_does_not_pile_up_threads(tmp_path:
         )
         with serving(tmp_path, spec, "--cache", "0") as server:
             reports = []
-            for _ in range(12):
-                status, _, body = server.get("/healthz", Accept="application/json")
+            for _index in range(12):
+                status, _content_type, body = server.get("/healthz", Accept="application/json")
                 assert status == 503
                 reports.append(json.loads(body)["results"][0])
             threads = server.threads()

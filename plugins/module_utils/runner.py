@@ -72,7 +72,7 @@ def _identity(check: Check) -> str:
 def _refusal(check: Check) -> Optional[Outcome]:
     """Why an attempt of ``check`` must not start while abandoned ones hang, or None."""
     with _abandoned_lock:
-        for key, (thread, _) in list(_abandoned.items()):
+        for key, (thread, _since) in list(_abandoned.items()):
             if not thread.is_alive():
                 del _abandoned[key]
         earlier = _abandoned.get(_identity(check))

@@ -256,7 +256,7 @@ class Reading:
 
 def connection_limit() -> int:
     """MAX_CONNECTIONS, or half the descriptor limit if less: the checks need some too."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return MAX_CONNECTIONS
     return max(1, min(MAX_CONNECTIONS, soft // 2))
@@ -297,7 +297,7 @@ class HealthServer:
                 target=self._work, name="smokegate-serve-%d" % number, daemon=True
             ).start()
         while not self._stopping:
-            for key, _ in self._selector.select(self._until_next_deadline()):
+            for key, _events in self._selector.select(self._until_next_deadline()):
                 if key.fileobj is self.listener:
                     self._accept()
                 elif key.fileobj is not self._wake:
@@ -325,7 +325,7 @@ class HealthServer:
         return max(0.0, oldest.deadline - time.monotonic())
 
     def _accept(self) -> None:
-        for _ in range(BACKLOG):
+        for _attempt in range(BACKLOG):
             try:
                 sock, address = self.listener.accept()
             except (BlockingIOError, InterruptedError):
