@@ -27,13 +27,13 @@ def smokegate_executable() -> str:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, **kwargs: Any
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs: Any
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [smokegate_executable(), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
         **kwargs,
     )
@@ -73,6 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/private":
             ok = self.headers.get("X-Token") == SECRET_HEADER
             self._reply(200 if ok else 403, b"welcome\n" if ok else b"forbidden\n")
+        elif self.path == "/repeated":  # what a backtracking pattern runs away on
+            self._reply(200, b"a" * 64 + b"!\n")
         elif self.path == "/flaky":
             type(self).flaky_calls += 1
             self._reply(503 if type(self).flaky_calls == 1 else 200, b"warming up\n")

@@ -132,7 +132,9 @@ def test_ansible_finds_the_installed_collection_without_configuration():
     assert "smokegate.core" in completed.stdout
 
 
-@pytest.mark.parametrize("module", ["units", "spec", "probes", "checks", "runner", "report"])
+@pytest.mark.parametrize(
+    "module", ["units", "spec", "probes", "matcher", "checks", "runner", "report"]
+)
 def test_engine_docstring_examples_run(module: str):
     import importlib
 

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """How smokegate reads the system. The only module here that touches the OS.
 
-Checks (checks.py) receive a probe object and never read /proc, call the resolver or
-open sockets themselves, so a check can be handed a fake probe and a probe can be
-tested on real system state.
+Checks (checks.py) receive a probe object and never read /proc, call the resolver,
+open sockets or run a spec's regex themselves (matcher.py forks for that), so a check
+can be handed a fake probe and a probe can be tested on real system state.
 
 >>> probe = SystemProbe()
 >>> probe.mount_at("/").target
@@ -19,6 +19,8 @@ import os
 import re
 import socket
 from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from .matcher import Found, search
 
 # ssl, subprocess, tempfile, shutil and urllib are imported where they are used: a spec
 # that needs none of them should not pay ~20 ms of imports on every host.
@@ -246,6 +248,11 @@ class SystemProbe:
         except subprocess.TimeoutExpired:  # the child has been killed by now
             raise TimeoutError("%s ran longer than %.1f s" % (argv[0], timeout)) from None
         return completed.returncode, completed.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
+
+    # --- text ----------------------------------------------------------------------
+    def search(self, pattern: str, text: str, timeout: float) -> Optional[Found]:
+        """A spec's regex searched in text, bounded by timeout even when it runs away."""
+        return search(pattern, text, timeout)
 
     # --- network -------------------------------------------------------------------
     def resolve(self, name: str, family: str = "any") -> List[str]:
