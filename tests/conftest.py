@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -184,3 +186,25 @@ def lab_fleet(lab: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
         except OSError:
             lab_command("start-ssh", str(lab), entry["name"])
     return fleet
+
+
+def running(pids: list[int], wait: float = 2.0) -> list[int]:
+    """The pids still running (zombies count as gone), after up to ``wait`` s for them to die."""
+
+    def alive(pid: int) -> bool:
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                return handle.read().rpartition(")")[2].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + wait
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL the test's own processes that outlived it."""
+    for pid in running(pids, wait=0):
+        os.kill(pid, signal.SIGKILL)

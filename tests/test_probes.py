@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import needs_root
+from conftest import kill_all, needs_root, running
 
 from smokegate.engine import probes, runner, spec
 
@@ -123,3 +123,28 @@ def test_env_file_parser_on_dotenv_and_systemd_forms():
         "D": "has#hash",
         "E": "padded",
     }
+
+
+def test_a_timed_out_binary_leaves_nothing_it_started_running(tmp_path: Path):
+    pids = tmp_path / "pids"
+    script = tmp_path / "tool"
+    script.write_text(
+        "#!/bin/sh\n"
+        "sleep 1000 & echo $! >> %s\n"
+        "sleep 1000 & echo $! >> %s\n"
+        "echo $$ >> %s\n"
+        "wait\n" % (pids, pids, pids)
+    )
+    script.chmod(0o755)
+    checks = spec.parse_spec(
+        [{"name": "hangs", "binary": {"name": str(script), "version": ">=1"}, "timeout": 0.5}]
+    )
+    started: list[int] = []
+    try:
+        result = runner.run_checks(checks)["results"][0]
+        started = [int(line) for line in pids.read_text().split()]
+        assert result["status"] == "timeout", result
+        assert len(started) == 3
+        assert running(started) == []
+    finally:
+        kill_all(started)

@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, kill_all, running
 
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import read_answer
 from smokegate import fleet, remote, rollout
@@ -123,6 +123,44 @@ def test_a_failing_restart_reports_its_exit_status_and_output(tmp_path: Path):
     assert not answer["ok"]
     assert answer["steps"][-1]["error"] == "restart command exited 3: port 8000 busy"
     assert answer["info"]["releases"][0]["state"] == "deployed"  # never marked good
+
+
+def test_a_timed_out_restart_kills_what_it_started(tmp_path: Path):
+    pids = tmp_path / "pids"
+    command = "sleep 1000 & echo $! >> {0}; sleep 1000 & echo $! >> {0}; echo $$ >> {0}; wait"
+    started: list[int] = []
+    try:
+        answer = run_on_this_machine(
+            {"steps": [{"op": "restart", "command": command.format(pids), "timeout": 0.5}]}
+        )
+        started = [int(line) for line in pids.read_text().split()]
+        assert answer["steps"][0]["error"] == "restart command did not finish in 0.5 s"
+        assert len(started) == 3
+        assert running(started) == []
+    finally:
+        kill_all(started)
+
+
+def test_a_restart_that_succeeds_keeps_the_service_it_started(tmp_path: Path):
+    pid_file = tmp_path / "service.pid"
+    started: list[int] = []
+    try:
+        answer = run_on_this_machine(
+            {
+                "steps": [
+                    {
+                        "op": "restart",
+                        "command": "sleep 1000 >/dev/null 2>&1 & echo $! > %s" % pid_file,
+                        "timeout": 5,
+                    }
+                ]
+            }
+        )
+        started = [int(pid_file.read_text())]
+        assert answer["ok"], answer
+        assert running(started, wait=0) == started
+    finally:
+        kill_all(started)
 
 
 def test_the_command_line_carries_no_request_data():
