@@ -208,3 +208,32 @@ def kill_all(pids: list[int]) -> None:
     """SIGKILL the test's own processes that outlived it."""
     for pid in running(pids, wait=0):
         os.kill(pid, signal.SIGKILL)
+
+
+def alias_bomb() -> str:
+    """A "billion laughs" spec: a few lines, 10**9 values once its YAML aliases expand."""
+    lines = ["l0: &l0 [%s]" % ", ".join(["lol"] * 10)]
+    for level in range(1, 9):
+        lines.append("l%d: &l%d [%s]" % (level, level, ", ".join(["*l%d" % (level - 1)] * 10)))
+    lines += ["checks:", "  - {name: laughs, severity: *l8, disk: {path: /, min_free: 1}}"]
+    return "\n".join(lines) + "\n"
+
+
+def hostile_specs(directory: Path) -> dict[str, Path]:
+    """Spec files that must be refused as spec errors, never crash or exhaust a reader."""
+    files = {
+        "bomb.yml": alias_bomb().encode(),
+        "latin1.yml": "checks:\n  - name: café\n    env: {name: HOME}\n".encode("latin-1"),
+        "deep.json": b"[" * 100_000 + b"]" * 100_000,
+        "deep.yml": b"checks: " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        "nested.json": b'{"checks": ' + b"[" * 500 + b"]" * 500 + b"}",
+    }
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return {name: directory / name for name in files}
+
+
+def memory_capped(argv: list[str]) -> list[str]:
+    """argv with its address space capped at 4 GiB: should a reader of hostile input ever
+    expand it again, it fails with MemoryError instead of taking the machine's memory."""
+    return ["prlimit", "--as=%d" % (4 << 30), "--", *argv]

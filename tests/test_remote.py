@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, kill_all, running
+from conftest import REPO, hostile_specs, kill_all, memory_capped, running
 
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import read_answer
 from smokegate import fleet, remote, rollout
@@ -251,6 +251,20 @@ def test_fab_refuses_a_bad_spec_or_option_before_connecting(tmp_path: Path):
         )
         assert run.returncode == 2, options
         assert message in run.stderr, (options, run.stderr)
+
+
+def test_fab_refuses_hostile_spec_files_before_connecting(tmp_path: Path):
+    for name, path in hostile_specs(tmp_path).items():
+        run = subprocess.run(
+            memory_capped([FAB, "-H", "web1.invalid", "smoke", "--checks", str(path)]),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+        )
+        assert run.returncode == 2, (name, run.stderr[-2000:])
+        assert "Traceback" not in run.stderr and len(run.stderr) < 1000, (name, run.stderr)
+        assert name in run.stderr or "spec: " in run.stderr, (name, run.stderr)
 
 
 def test_deploy_without_the_fleet_executor_refuses(tmp_path: Path):
