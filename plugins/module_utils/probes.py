@@ -264,7 +264,7 @@ class SystemProbe:
             start_new_session=True,
         ) as process:
             try:
-                output, _ = process.communicate(timeout=timeout)
+                output = process.communicate(timeout=timeout)[0]
             except subprocess.TimeoutExpired:
                 kill_process_group(process)
                 raise TimeoutError("%s ran longer than %.1f s" % (argv[0], timeout)) from None
