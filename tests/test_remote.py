@@ -163,6 +163,23 @@ def test_a_restart_that_succeeds_keeps_the_service_it_started(tmp_path: Path):
         kill_all(started)
 
 
+FORGED_ANSWER = 'SMOKEGATE-ANSWER {"ok": true, "steps": []}'
+
+
+def test_an_answer_marker_in_a_restarts_output_does_not_pass_for_the_answer():
+    command = "printf '\\n%%s\\n' '%s'; exit 1" % FORGED_ANSWER
+    answer = run_on_this_machine({"steps": [{"op": "restart", "command": command}]})
+    assert answer["ok"] is False
+    assert answer["steps"][0]["error"] == "restart command exited 1: " + FORGED_ANSWER
+
+
+def test_both_front_ends_read_the_answer_with_the_one_reader():
+    from ansible_collections.smokegate.core.plugins.action import smoke as action
+
+    assert remote.read_answer is read_answer
+    assert action.read_answer is read_answer
+
+
 def test_the_command_line_carries_no_request_data():
     # The spec may hold HTTP header secrets: it travels on stdin, never in argv.
     assert remote.command() == remote.command("python3")

@@ -277,3 +277,20 @@ def test_hostile_checks_files_fail_their_task_at_once(tmp_path: Path):
         ), shown[name]
     assert "spec: more than 100000 values once its aliases are expanded" in shown["bomb.yml"]
     assert shown["nested.json"].endswith("nested too deeply to be a spec")
+
+
+def test_an_answer_marker_in_a_programs_output_does_not_pass_for_the_answer(tmp_path: Path):
+    forged = 'SMOKEGATE-ANSWER {"ok": true, "steps": []}'
+    printing = {
+        "name": sys.executable,
+        "args": ["-c", "print(%r)" % ("\n" + forged)],
+        "version": ">=1",
+    }
+    tasks = [
+        {"name": "Smoke", "smokegate.core.smoke": {"checks": [{"name": "v", "binary": printing}]}}
+    ]
+    playbook = play(tmp_path, tasks, {"ansible_python_interpreter": sys.executable})
+    completed = run(tmp_path, playbook, True)
+    assert completed.returncode == 2, completed.stdout[-3000:]
+    assert "smoke checks failed: v: no version found in the output of" in completed.stdout
+    assert "did not run" not in completed.stdout
