@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,28 @@ def test_a_timed_out_binary_leaves_nothing_it_started_running(tmp_path: Path):
         assert running(started) == []
     finally:
         kill_all(started)
+
+
+def test_a_runaway_search_keeps_none_of_the_process_descriptors_open():
+    # Another check's pipe, open when the search forked: its end must come when this
+    # process closes it, not when the search's child is killed.
+    read_end, write_end = os.pipe()
+    outcome: list[BaseException] = []
+
+    def runaway() -> None:
+        try:
+            probes.SystemProbe().search("^(a+)+$", "a" * 64 + "!", timeout=2)
+        except TimeoutError as exc:
+            outcome.append(exc)
+
+    searching = threading.Thread(target=runaway)
+    searching.start()
+    time.sleep(0.3)  # the child is matching by now
+    os.close(write_end)
+    started = time.monotonic()
+    assert os.read(read_end, 1) == b""
+    waited = time.monotonic() - started
+    os.close(read_end)
+    searching.join()
+    assert waited < 0.8, waited
+    assert len(outcome) == 1

@@ -25,6 +25,7 @@ TimeoutError: the pattern '^(a+)+$' did not finish matching in 0.2 s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -84,7 +85,7 @@ def _search_in_child(compiled: re.Pattern, text: str, timeout: float) -> Optiona
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _child(compiled, text, timeout, read_end, write_end)
+        _child(compiled, text, timeout, write_end)
     os.close(write_end)
     deadline = time.monotonic() + timeout
     answer = b""
@@ -112,12 +113,22 @@ def _search_in_child(compiled: re.Pattern, text: str, timeout: float) -> Optiona
     return [tuple(span) for span in spans] if spans is not None else None
 
 
-def _child(compiled: re.Pattern, text: str, timeout: float, read_end: int, write_end: int) -> None:
-    # Only the forking thread exists here, and nothing of the parent's (buffers, atexit,
-    # the runner's threads) may run: the child matches, writes and leaves.
+def _close_inherited(keep: int) -> None:
+    # Another check's pipe or socket must not stay open in here: its reader would wait
+    # for this child to see the end of it.
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2 and int(name) != keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+                os.close(int(name))
+
+
+def _child(compiled: re.Pattern, text: str, timeout: float, write_end: int) -> None:
+    # Only the forking thread exists here. The child takes no lock the parent's other
+    # threads may have held at the fork (no logging, no buffered I/O, no imports) and runs
+    # none of the parent's cleanup: it matches, writes the spans and leaves.
     status = 1
     try:
-        os.close(read_end)
+        _close_inherited(write_end)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.setitimer(signal.ITIMER_REAL, timeout + CHILD_SLACK)
         match = compiled.search(text)
