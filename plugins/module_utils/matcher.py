@@ -29,10 +29,10 @@ import contextlib
 import json
 import os
 import re
-import select
-import signal
 import time
 from typing import List, NamedTuple, Optional, Tuple
+
+# select and signal are imported by the forking path only: most specs never take it.
 
 # Measured: sre takes at most about 2 ns per text-times-pattern character on a
 # backtrack-free pattern, so this keeps such a search in this process under a few ms.
@@ -82,6 +82,9 @@ def search(pattern: str, text: str, timeout: float) -> Optional[Found]:
 
 
 def _search_in_child(compiled: re.Pattern, text: str, timeout: float) -> Optional[Spans]:
+    import select
+    import signal  # imported here, before the fork: the child imports nothing
+
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -126,6 +129,8 @@ def _child(compiled: re.Pattern, text: str, timeout: float, write_end: int) -> N
     # Only the forking thread exists here. The child takes no lock the parent's other
     # threads may have held at the fork (no logging, no buffered I/O, no imports) and runs
     # none of the parent's cleanup: it matches, writes the spans and leaves.
+    import signal  # the parent loaded it before the fork: nothing is imported here
+
     status = 1
     try:
         _close_inherited(write_end)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import socket
 from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
 
@@ -152,6 +151,8 @@ def kill_process_group(process: subprocess.Popen[bytes]) -> None:
     group's id, and a shell's background jobs (``sleep 1000 &``) are in that group. It is
     reaped only after the kill, so the id cannot have passed to another process.
     """
+    import signal  # loaded with subprocess already
+
     with contextlib.suppress(ProcessLookupError):  # the whole group has exited meanwhile
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
