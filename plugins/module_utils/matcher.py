@@ -85,12 +85,17 @@ def _search_in_child(compiled: re.Pattern, text: str, timeout: float) -> Optiona
     import select
     import signal  # imported here, before the fork: the child imports nothing
 
+    deadline = time.monotonic() + timeout
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # out of processes or memory: the check reports it as an error
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:
         _child(compiled, text, timeout, write_end)
     os.close(write_end)
-    deadline = time.monotonic() + timeout
     answer = b""
     try:
         poller = select.poll()
