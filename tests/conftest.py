@@ -6,10 +6,12 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,13 +43,13 @@ def smokegate_executable() -> str:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, **kwargs: Any
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs: Any
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [smokegate_executable(), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
         check=False,
         **kwargs,
@@ -91,6 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/basic":
             ok = self.headers.get("Authorization") in BASIC_AUTHORIZATIONS
             self._reply(200 if ok else 401, b"welcome\n" if ok else b"who are you?\n")
+        elif self.path == "/repeated":  # what a backtracking pattern runs away on
+            self._reply(200, b"a" * 64 + b"!\n")
         elif self.path == "/flaky":
             type(self).flaky_calls += 1
             self._reply(503 if type(self).flaky_calls == 1 else 200, b"warming up\n")
@@ -253,3 +257,54 @@ def lab_fleet(lab: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
         except OSError:
             lab_command("start-ssh", str(lab), entry["name"])
     return fleet
+
+
+def running(pids: list[int], wait: float = 2.0) -> list[int]:
+    """The pids still running (zombies count as gone), after up to ``wait`` s for them to die."""
+
+    def alive(pid: int) -> bool:
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                return handle.read().rpartition(")")[2].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + wait
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL the test's own processes that outlived it."""
+    for pid in running(pids, wait=0):
+        os.kill(pid, signal.SIGKILL)
+
+
+def alias_bomb() -> str:
+    """A "billion laughs" spec: a few lines, 10**9 values once its YAML aliases expand."""
+    lines = ["l0: &l0 [%s]" % ", ".join(["lol"] * 10)]
+    for level in range(1, 9):
+        lines.append("l%d: &l%d [%s]" % (level, level, ", ".join(["*l%d" % (level - 1)] * 10)))
+    lines += ["checks:", "  - {name: laughs, severity: *l8, disk: {path: /, min_free: 1}}"]
+    return "\n".join(lines) + "\n"
+
+
+def hostile_specs(directory: Path) -> dict[str, Path]:
+    """Spec files that must be refused as spec errors, never crash or exhaust a reader."""
+    files = {
+        "bomb.yml": alias_bomb().encode(),
+        "latin1.yml": "checks:\n  - name: café\n    env: {name: HOME}\n".encode("latin-1"),
+        "deep.json": b"[" * 100_000 + b"]" * 100_000,
+        "deep.yml": b"checks: " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        "nested.json": b'{"checks": ' + b"[" * 500 + b"]" * 500 + b"}",
+    }
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return {name: directory / name for name in files}
+
+
+def memory_capped(argv: list[str]) -> list[str]:
+    """argv with its address space capped at 4 GiB: should a reader of hostile input ever
+    expand it again, it fails with MemoryError instead of taking the machine's memory."""
+    return ["prlimit", "--as=%d" % (4 << 30), "--", *argv]

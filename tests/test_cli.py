@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -180,6 +181,28 @@ def test_junit_report_parses_with_one_testcase_per_check(
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "2", "0")
     failure = cases[1].find("failure")
     assert failure is not None and "does not match ^mysql://" in failure.get("message", "")
+
+
+def test_control_bytes_from_a_program_leave_the_junit_report_well_formed(write_spec):
+    noisy = "import sys; sys.stdout.buffer.write(b'\\x00\\x1b(Bbanner\\x07 \\xef\\xbf\\xbe\\n')"
+    path = write_spec(
+        [
+            {
+                "name": "form\x0cfeed",
+                "binary": {"name": sys.executable, "args": ["-c", noisy], "version": ">=1"},
+            }
+        ]
+    )
+    completed = run_cli("check", "-f", str(path), "--format", "junit")
+    assert completed.returncode == 1, completed.stderr
+    parser = ET.XMLParser()  # expat: a character XML 1.0 forbids is a fatal error
+    parser.feed(completed.stdout.encode())
+    (case,) = parser.close().iter("testcase")
+    assert case.get("name") == "form\\x0cfeed"
+    error = case.find("error")
+    assert error is not None
+    assert error.get("message", "").endswith("\\x00\\x1b(Bbanner\\x07 \\ufffe")
+    assert error.text == error.get("message")
 
 
 def test_secrets_appear_in_no_format_and_url_credentials_authenticate(

@@ -141,6 +141,7 @@ def test_ansible_finds_the_installed_collection_without_configuration():
         "urls",
         "spec",
         "probes",
+        "matcher",
         "checks",
         "runner",
         "report",

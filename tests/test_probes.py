@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from conftest import needs_root
+from conftest import kill_all, needs_root, running
 
 from smokegate.engine import probes, runner, spec
 
@@ -123,3 +125,53 @@ def test_env_file_parser_on_dotenv_and_systemd_forms():
         "D": "has#hash",
         "E": "padded",
     }
+
+
+def test_a_timed_out_binary_leaves_nothing_it_started_running(tmp_path: Path):
+    pids = tmp_path / "pids"
+    script = tmp_path / "tool"
+    script.write_text(
+        "#!/bin/sh\n"
+        "sleep 1000 & echo $! >> %s\n"
+        "sleep 1000 & echo $! >> %s\n"
+        "echo $$ >> %s\n"
+        "wait\n" % (pids, pids, pids)
+    )
+    script.chmod(0o755)
+    checks = spec.parse_spec(
+        [{"name": "hangs", "binary": {"name": str(script), "version": ">=1"}, "timeout": 0.5}]
+    )
+    started: list[int] = []
+    try:
+        result = runner.run_checks(checks)["results"][0]
+        started = [int(line) for line in pids.read_text().split()]
+        assert result["status"] == "timeout", result
+        assert len(started) == 3
+        assert running(started) == []
+    finally:
+        kill_all(started)
+
+
+def test_a_runaway_search_keeps_none_of_the_process_descriptors_open():
+    # Another check's pipe, open when the search forked: its end must come when this
+    # process closes it, not when the search's child is killed.
+    read_end, write_end = os.pipe()
+    outcome: list[BaseException] = []
+
+    def runaway() -> None:
+        try:
+            probes.SystemProbe().search("^(a+)+$", "a" * 64 + "!", timeout=2)
+        except TimeoutError as exc:
+            outcome.append(exc)
+
+    searching = threading.Thread(target=runaway)
+    searching.start()
+    time.sleep(0.3)  # the child is matching by now
+    os.close(write_end)
+    started = time.monotonic()
+    assert os.read(read_end, 1) == b""
+    waited = time.monotonic() - started
+    os.close(read_end)
+    searching.join()
+    assert waited < 0.8, waited
+    assert len(outcome) == 1

@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, hostile_specs, kill_all, memory_capped, running
 
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import read_answer
 from smokegate import fleet, remote, rollout
@@ -126,6 +126,61 @@ def test_a_failing_restart_reports_its_exit_status_and_output(tmp_path: Path):
     assert answer["info"]["releases"][0]["state"] == "deployed"  # never marked good
 
 
+def test_a_timed_out_restart_kills_what_it_started(tmp_path: Path):
+    pids = tmp_path / "pids"
+    command = "sleep 1000 & echo $! >> {0}; sleep 1000 & echo $! >> {0}; echo $$ >> {0}; wait"
+    started: list[int] = []
+    try:
+        answer = run_on_this_machine(
+            {"steps": [{"op": "restart", "command": command.format(pids), "timeout": 0.5}]}
+        )
+        started = [int(line) for line in pids.read_text().split()]
+        assert answer["steps"][0]["error"] == "restart command did not finish in 0.5 s"
+        assert len(started) == 3
+        assert running(started) == []
+    finally:
+        kill_all(started)
+
+
+def test_a_restart_that_succeeds_keeps_the_service_it_started(tmp_path: Path):
+    pid_file = tmp_path / "service.pid"
+    started: list[int] = []
+    try:
+        answer = run_on_this_machine(
+            {
+                "steps": [
+                    {
+                        "op": "restart",
+                        "command": "sleep 1000 >/dev/null 2>&1 & echo $! > %s" % pid_file,
+                        "timeout": 5,
+                    }
+                ]
+            }
+        )
+        started = [int(pid_file.read_text())]
+        assert answer["ok"], answer
+        assert running(started, wait=0) == started
+    finally:
+        kill_all(started)
+
+
+FORGED_ANSWER = 'SMOKEGATE-ANSWER {"ok": true, "steps": []}'
+
+
+def test_an_answer_marker_in_a_restarts_output_does_not_pass_for_the_answer():
+    command = "printf '\\n%%s\\n' '%s'; exit 1" % FORGED_ANSWER
+    answer = run_on_this_machine({"steps": [{"op": "restart", "command": command}]})
+    assert answer["ok"] is False
+    assert answer["steps"][0]["error"] == "restart command exited 1: " + FORGED_ANSWER
+
+
+def test_both_front_ends_read_the_answer_with_the_one_reader():
+    from ansible_collections.smokegate.core.plugins.action import smoke as action
+
+    assert remote.read_answer is read_answer
+    assert action.read_answer is read_answer
+
+
 def test_the_command_line_carries_no_request_data():
     # The spec may hold HTTP header secrets: it travels on stdin, never in argv.
     assert remote.command() == remote.command("python3")
@@ -216,6 +271,20 @@ def test_fab_refuses_a_bad_spec_or_option_before_connecting(tmp_path: Path):
         )
         assert run.returncode == 2, options
         assert message in run.stderr, (options, run.stderr)
+
+
+def test_fab_refuses_hostile_spec_files_before_connecting(tmp_path: Path):
+    for name, path in hostile_specs(tmp_path).items():
+        run = subprocess.run(
+            memory_capped([FAB, "-H", "web1.invalid", "smoke", "--checks", str(path)]),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+        )
+        assert run.returncode == 2, (name, run.stderr[-2000:])
+        assert "Traceback" not in run.stderr and len(run.stderr) < 1000, (name, run.stderr)
+        assert name in run.stderr or "spec: " in run.stderr, (name, run.stderr)
 
 
 def test_deploy_without_the_fleet_executor_refuses(tmp_path: Path):

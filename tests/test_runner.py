@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import threading
 import time
+
+from conftest import run_cli
 
 from smokegate.engine import probes, runner, spec
 
@@ -206,3 +210,58 @@ def test_an_unexpected_probe_exception_is_an_error_with_its_reason():
     )
     result = report["results"][0]
     assert (result["status"], result["message"]) == ("error", "RuntimeError: statvfs exploded")
+
+
+def test_a_runaway_regex_times_out_its_own_check_and_the_others_finish(
+    write_spec, http_server: str, closed_port: int
+):
+    # ^(a+)+$ on "aaa...a!" backtracks for longer than the universe has left, holding the
+    # GIL all the while: only a process can be stopped in the middle of it.
+    runaway = "^(a+)+$"
+    path = write_spec(
+        [
+            {"name": "env", "env": {"name": "RUNAWAY_VALUE", "pattern": runaway}, "timeout": 1},
+            {
+                "name": "body",
+                "http": {"url": http_server + "/repeated", "body": runaway},
+                "timeout": 1,
+            },
+            {
+                "name": "binary",
+                "binary": {
+                    "name": sys.executable,
+                    "args": ["-c", "print('a' * 64 + '!')"],
+                    "version": ">=1",
+                    "regex": runaway,
+                },
+                "timeout": 1,
+            },
+            {"name": "root", "disk": {"path": "/", "min_free": 1}},
+            {"name": "path", "env": {"name": "PATH", "pattern": r"/usr/\w+"}},
+            {"name": "closed", "tcp": {"host": "127.0.0.1", "port": closed_port}},
+        ]
+    )
+    started = time.monotonic()
+    completed = run_cli(
+        "check",
+        "-f",
+        str(path),
+        "--format",
+        "json",
+        env={"RUNAWAY_VALUE": "a" * 64 + "!"},
+        timeout=20,
+    )
+    elapsed = time.monotonic() - started
+    by_name = {result["name"]: result for result in json.loads(completed.stdout)["results"]}
+    for name in ("env", "body", "binary"):
+        assert (by_name[name]["status"], by_name[name]["message"]) == (
+            "timeout",
+            "no result within 1 s",
+        ), by_name[name]
+        assert by_name[name]["duration_ms"] < 1300, by_name[name]
+    assert [by_name[name]["status"] for name in ("root", "path", "closed")] == [
+        "pass",
+        "pass",
+        "fail",
+    ]
+    assert elapsed < 5, elapsed

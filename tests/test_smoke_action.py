@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import hostile_specs, memory_capped
 
 SECRET = "env-secret-7731"
 
@@ -34,20 +36,28 @@ def play(tmp_path: Path, tasks: list[dict], host_vars: dict) -> Path:
 
 
 def run(
-    tmp_path: Path, playbook: Path, pipelining: bool, *args: str, path: str | None = None
+    tmp_path: Path,
+    playbook: Path,
+    pipelining: bool,
+    *args: str,
+    path: str | None = None,
+    capped: bool = False,
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-vvv",
-            "-i",
-            str(tmp_path / "inventory.yml"),
-            str(playbook),
-            *args,
-        ],
-        capture_output=True,
+    argv = [
+        str(Path(sys.executable).with_name("ansible-playbook")),
+        "-vvv",
+        "-i",
+        str(tmp_path / "inventory.yml"),
+        str(playbook),
+        *args,
+    ]
+    # In a session of its own, so that a timeout kills its workers too.
+    with subprocess.Popen(
+        memory_capped(argv) if capped else argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
+        start_new_session=True,
         env={
             **os.environ,
             "ANSIBLE_NOCOLOR": "1",
@@ -55,8 +65,13 @@ def run(
             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
             "PATH": path or os.environ["PATH"],
         },
-        check=False,
-    )
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
 def comparable(result: dict) -> dict:
@@ -230,3 +245,52 @@ def test_shipped_engine_discovers_the_interpreter_like_any_module(tmp_path: Path
     found = completed.stdout.split('"msg": "FOUND=')[1].split('"')[0]
     assert Path(found).exists()
     assert "smokegate_engine" in completed.stdout
+
+
+def test_hostile_checks_files_fail_their_task_at_once(tmp_path: Path):
+    files = hostile_specs(tmp_path)
+    messages = tmp_path / "messages.json"
+    tasks = [
+        {
+            "name": "Smoke",
+            "smokegate.core.smoke": {"checks_file": "{{ item }}"},
+            "loop": [str(path) for path in files.values()],
+            "register": "smoked",
+            "ignore_errors": True,
+        },
+        {
+            "name": "Save the messages",
+            "ansible.builtin.copy": {
+                "content": "{{ smoked.results | map(attribute='msg') | list | to_json }}",
+                "dest": str(messages),
+                "mode": "0600",
+            },
+        },
+    ]
+    playbook = play(tmp_path, tasks, {"ansible_python_interpreter": sys.executable})
+    completed = run(tmp_path, playbook, True, capped=True)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    shown = dict(zip(files, json.loads(messages.read_text())))
+    for name, path in files.items():
+        assert shown[name].startswith(
+            ("invalid smoke spec in %s" % path, "cannot load checks_file %s" % path)
+        ), shown[name]
+    assert "spec: more than 100000 values once its aliases are expanded" in shown["bomb.yml"]
+    assert shown["nested.json"].endswith("nested too deeply to be a spec")
+
+
+def test_an_answer_marker_in_a_programs_output_does_not_pass_for_the_answer(tmp_path: Path):
+    forged = 'SMOKEGATE-ANSWER {"ok": true, "steps": []}'
+    printing = {
+        "name": sys.executable,
+        "args": ["-c", "print(%r)" % ("\n" + forged)],
+        "version": ">=1",
+    }
+    tasks = [
+        {"name": "Smoke", "smokegate.core.smoke": {"checks": [{"name": "v", "binary": printing}]}}
+    ]
+    playbook = play(tmp_path, tasks, {"ansible_python_interpreter": sys.executable})
+    completed = run(tmp_path, playbook, True)
+    assert completed.returncode == 2, completed.stdout[-3000:]
+    assert "smoke checks failed: v: no version found in the output of" in completed.stdout
+    assert "did not run" not in completed.stdout

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import hostile_specs, memory_capped, run_cli, smokegate_executable
 
 from ansible_collections.smokegate.core.plugins.module_utils.units import (
     VersionSpec,
@@ -114,6 +115,61 @@ def test_bad_specs_name_the_check_and_the_field(document, expected):
         assert error.startswith(prefix), (error, prefix)
 
 
+NUMERIC_FIELDS = {
+    # the field as errors name it: a check with the value in that field
+    "disk.min_free": lambda value: {"disk": {"path": "/", "min_free": value}},
+    "disk.min_free_percent": lambda value: {"disk": {"path": "/", "min_free_percent": value}},
+    "disk.min_free_inodes_percent": lambda value: {
+        "disk": {"path": "/", "min_free_inodes_percent": value}
+    },
+    "tcp.port": lambda value: {"tcp": {"host": "db", "port": value}},
+    "timeout": lambda value: {"env": {"name": "A"}, "timeout": value},
+    "retries": lambda value: {"env": {"name": "A"}, "retries": value},
+    "retry_delay": lambda value: {"env": {"name": "A"}, "retry_delay": value},
+}
+
+
+@pytest.mark.parametrize("field", NUMERIC_FIELDS)
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (float("nan"), "nan"),
+        (float("inf"), "inf"),
+        (float("-inf"), "-inf"),
+        ("nan", "nan"),  # a templated value arrives as a string
+        ("inf", "inf"),
+        ("-Infinity", "-inf"),
+        ("1e999", "inf"),
+    ],
+)
+def test_nan_and_inf_are_refused_for_every_numeric_field(field, value, shown):
+    assert errors_of([{"name": "c", **NUMERIC_FIELDS[field](value)}]) == [
+        "check 'c': %s: %s is not a finite number" % (field, shown)
+    ]
+
+
+def test_nan_and_inf_in_yaml_and_json_files_are_spec_errors(tmp_path: Path):
+    yaml_spec = tmp_path / "smoke.yml"
+    yaml_spec.write_text(
+        "checks:\n"
+        "  - {name: slow, env: {name: HOME}, timeout: .nan}\n"
+        "  - {name: space, disk: {path: /, min_free: .inf}}\n"
+    )
+    json_spec = tmp_path / "smoke.json"
+    json_spec.write_text(
+        '{"checks": [{"name": "slow", "env": {"name": "HOME"}, "retry_delay": NaN},'
+        ' {"name": "space", "disk": {"path": "/", "min_free_percent": -Infinity}}]}'
+    )
+    for path, errors in [
+        (yaml_spec, ["timeout: nan is not", "disk.min_free: inf is not"]),
+        (json_spec, ["retry_delay: nan is not", "disk.min_free_percent: -inf is not"]),
+    ]:
+        completed = run_cli("check", "-f", str(path))
+        assert completed.returncode == 2, completed.stderr
+        assert "check 'slow': %s a finite number" % errors[0] in completed.stderr
+        assert "check 'space': %s a finite number" % errors[1] in completed.stderr
+
+
 def test_every_error_is_reported_at_once():
     errors = errors_of(
         [
@@ -192,6 +248,36 @@ def test_unparseable_and_missing_files_exit_2(tmp_path: Path):
     assert (
         "cannot read %s: No such file or directory" % (tmp_path / "absent.yml") in completed.stderr
     )
+
+
+def test_hostile_spec_files_are_spec_errors_at_once(tmp_path: Path):
+    expected = {
+        "bomb.yml": "spec: more than 100000 values once its aliases are expanded",
+        "latin1.yml": "latin1.yml is not UTF-8 text (line 2)",
+        "deep.json": "deep.json is nested too deeply to be a spec",
+        "deep.yml": "exceeded maximum nesting depth",
+        "nested.json": "spec: nested more than 32 levels deep",
+    }
+    for name, path in hostile_specs(tmp_path).items():
+        for options, code, stream in [([], 2, "stderr"), (["--format", "nagios"], 3, "stdout")]:
+            completed = subprocess.run(
+                memory_capped([smokegate_executable(), "check", "-f", str(path), *options]),
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            shown = getattr(completed, stream)
+            assert completed.returncode == code, (name, options, completed.stderr[-2000:])
+            assert expected[name] in shown, (name, options, shown)
+            assert "Traceback" not in completed.stderr and len(shown) < 1000, (name, shown)
+    # serve reads its spec the same way, and refuses it before it binds a port
+    completed = subprocess.run(
+        memory_capped([smokegate_executable(), "serve", "-f", str(tmp_path / "bomb.yml")]),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert completed.returncode == 2 and expected["bomb.yml"] in completed.stderr
 
 
 # --- sizes and versions -------------------------------------------------------------------

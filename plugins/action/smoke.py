@@ -23,7 +23,11 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.smokegate.core.plugins.module_utils.argspec import smoke_argument_spec
 from ansible_collections.smokegate.core.plugins.module_utils.report import gate_result
-from ansible_collections.smokegate.core.plugins.module_utils.spec import SpecError, parse_spec
+from ansible_collections.smokegate.core.plugins.module_utils.spec import (
+    SpecError,
+    check_size,
+    parse_spec,
+)
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
     BOOTSTRAP,
     payload,
@@ -58,6 +62,7 @@ class ActionModule(ActionBase):
             # Before 2.19 the error quotes the offending lines, which may hold secrets.
             cause = exc.__cause__ or getattr(exc, "orig_exc", None)
             raise AnsibleError("not valid YAML or JSON: %s" % yaml_problem(cause)) from None
+        check_size(document)  # before templating walks it: YAML aliases may expand beyond memory
         checks = document.get("checks") if isinstance(document, dict) else document
         if isinstance(document, dict) and set(document) - {"checks"}:
             checks = document  # let the validator name the unknown keys
@@ -78,15 +83,20 @@ class ActionModule(ActionBase):
         validate_only = boolean(args.pop("validate_only", False), strict=True)
         if (checks_file is None) == (args.get("checks") is None):
             return dict(result, failed=True, msg="give exactly one of checks or checks_file")
-        if checks_file is not None:
-            try:
-                args["checks"] = self._load_checks_file(checks_file)
-            except AnsibleError as exc:
-                return dict(
-                    result, failed=True, msg="cannot load checks_file %s: %s" % (checks_file, exc)
-                )
         try:
+            if checks_file is not None:
+                args["checks"] = self._load_checks_file(checks_file)
             checks = parse_spec(args["checks"])
+        except AnsibleError as exc:
+            return dict(
+                result, failed=True, msg="cannot load checks_file %s: %s" % (checks_file, exc)
+            )
+        except RecursionError:  # the loader copies what it read, one call per level
+            return dict(
+                result,
+                failed=True,
+                msg="cannot load checks_file %s: nested too deeply to be a spec" % checks_file,
+            )
         except SpecError as exc:
             source = checks_file or "checks"
             return dict(

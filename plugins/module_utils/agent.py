@@ -34,6 +34,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from .extract import DEFAULT_MAX_UNPACKED
+from .probes import kill_process_group
 from .releases import DeployRoot, LockHeld, ReleaseError
 
 # How much of a failed restart command's output is reported.
@@ -67,20 +68,23 @@ def _restart(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Ste
     import subprocess
     import tempfile
 
+    # Its own session: on a timeout, what it started dies with it; when it succeeds, the
+    # service it left running is kept.
     directory = root.current_link if root is not None else None
     with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            step["command"],
+            shell=True,
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            completed = subprocess.run(
-                step["command"],
-                shell=True,
-                cwd=directory,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                timeout=step.get("timeout", 300),
-                check=False,  # the exit status is reported below, with the output
-            )
+            returncode = process.wait(timeout=step.get("timeout", 300))
         except subprocess.TimeoutExpired:
+            kill_process_group(process)
             return {
                 "ok": False,
                 "changed": True,
@@ -88,12 +92,11 @@ def _restart(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Ste
             }
         output.seek(0)
         tail = output.read().decode("utf-8", "replace")[-OUTPUT_TAIL:].strip()
-    if completed.returncode != 0:
+    if returncode != 0:
         return {
             "ok": False,
             "changed": True,
-            "error": "restart command exited %d: %s"
-            % (completed.returncode, tail or "(no output)"),
+            "error": "restart command exited %d: %s" % (returncode, tail or "(no output)"),
         }
     return {"ok": True, "changed": True, "output": tail}
 

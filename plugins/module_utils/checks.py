@@ -19,7 +19,7 @@ import os
 import re
 import socket
 import time
-from typing import Any, Callable, Dict, List, NamedTuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from .units import format_percent, format_size
 from .urls import redact_url
@@ -146,12 +146,24 @@ def check_env(params: Params, probe: Any, attempt: Attempt) -> Outcome:
     if value == "" and not params["allow_empty"]:
         return Outcome(FAIL, "%s is set but empty%s" % (name, where))
     if params["pattern"] is not None:
-        if not re.search(params["pattern"], value):
+        if probe.search(params["pattern"], value, timeout=attempt.remaining()) is None:
             return Outcome(
                 FAIL, "%s%s does not match %s (value hidden)" % (name, where, params["pattern"])
             )
         return Outcome(PASS, "%s is set%s and matches %s" % (name, where, params["pattern"]))
     return Outcome(PASS, "%s is set%s" % (name, where))
+
+
+def _version_in(output: str, regex: Optional[str], probe: Any, attempt: Attempt) -> Optional[str]:
+    """The version a program printed: the regex's first group, else its match."""
+    if regex is None:
+        # The engine's own pattern cannot run away on any output: searched in place.
+        match = DEFAULT_VERSION_RE.search(output)
+        return match.group(0) if match else None
+    found = probe.search(regex, output, timeout=attempt.remaining())
+    if found is None:
+        return None
+    return found.groups[0] if found.groups else found.text
 
 
 def check_binary(params: Params, probe: Any, attempt: Attempt) -> Outcome:
@@ -171,16 +183,14 @@ def check_binary(params: Params, probe: Any, attempt: Attempt) -> Outcome:
         raise  # a TimeoutError is an OSError, but it is the runner's to report as a timeout
     except OSError as exc:
         return Outcome(FAIL, "cannot run %s: %s" % (path, exc.strerror or exc))
-    pattern = re.compile(params["regex"]) if params["regex"] else DEFAULT_VERSION_RE
-    match = pattern.search(output)
-    if not match:
+    found = _version_in(output, params["regex"], probe, attempt)
+    if found is None:
         first_line = output.strip().splitlines()[0][:120] if output.strip() else "(no output)"
         return Outcome(
             ERROR,
             "no version found in the output of %s (exit %d): %s"
             % (" ".join(argv), returncode, first_line),
         )
-    found = match.group(1) if match.groups() else match.group(0)
     if not wanted.contains(found):
         return Outcome(FAIL, "%s %s does not satisfy %s (%s)" % (name, found, wanted, path))
     return Outcome(PASS, "%s %s satisfies %s (%s)" % (name, found, wanted, path))
@@ -260,7 +270,7 @@ def check_http(params: Params, probe: Any, attempt: Attempt) -> Outcome:
         )
     if params["body"] is not None:
         text = response.body.decode("utf-8", "replace")
-        if not re.search(params["body"], text):
+        if probe.search(params["body"], text, timeout=attempt.remaining()) is None:
             return Outcome(
                 FAIL,
                 "%s %s returned %d but the body (%d bytes) does not match %s"

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """How smokegate reads the system. The only module here that touches the OS.
 
-Checks (checks.py) receive a probe object and never read /proc, call the resolver or
-open sockets themselves, so a check can be handed a fake probe and a probe can be
-tested on real system state.
+Checks (checks.py) receive a probe object and never read /proc, call the resolver,
+open sockets or run a spec's regex themselves (matcher.py forks for that), so a check
+can be handed a fake probe and a probe can be tested on real system state.
 
 >>> probe = SystemProbe()
 >>> probe.mount_at("/").target
@@ -15,10 +15,16 @@ tested on real system state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
+
+from .matcher import Found, search
+
+if TYPE_CHECKING:
+    import subprocess
 
 from .urls import basic_authorization
 
@@ -140,6 +146,20 @@ def parse_env_file(text: str) -> Dict[str, str]:
     return result
 
 
+def kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a timed-out child and every process of its group, then reap the child.
+
+    The child must have been started with ``start_new_session=True``: its pid is then its
+    group's id, and a shell's background jobs (``sleep 1000 &``) are in that group. It is
+    reaped only after the kill, so the id cannot have passed to another process.
+    """
+    import signal  # loaded with subprocess already
+
+    with contextlib.suppress(ProcessLookupError):  # the whole group has exited meanwhile
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def _host(name: str):  # type: ignore[no-untyped-def]
     # A str host makes the socket module import the idna codec (~8 ms); ASCII bytes do not.
     return name.encode("ascii") if name.isascii() else name
@@ -232,22 +252,31 @@ class SystemProbe:
         return shutil.which(name)
 
     def run(self, argv: List[str], timeout: float) -> Tuple[int, str]:
-        """Run argv (never a shell) and return its exit code and stdout+stderr."""
+        """Run argv (never a shell) and return its exit code and stdout+stderr.
+
+        Past the timeout, everything it started is killed with it (see kill_process_group).
+        """
         import subprocess
 
-        try:
-            completed = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                env=dict(os.environ, LC_ALL="C"),
-                check=False,
-            )
-        except subprocess.TimeoutExpired:  # the child has been killed by now
-            raise TimeoutError("%s ran longer than %.1f s" % (argv[0], timeout)) from None
-        return completed.returncode, completed.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
+        with subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, LC_ALL="C"),
+            start_new_session=True,
+        ) as process:
+            try:
+                output = process.communicate(timeout=timeout)[0]
+            except subprocess.TimeoutExpired:
+                kill_process_group(process)
+                raise TimeoutError("%s ran longer than %.1f s" % (argv[0], timeout)) from None
+        return process.returncode, output[:MAX_OUTPUT].decode("utf-8", "replace")
+
+    # --- text ----------------------------------------------------------------------
+    def search(self, pattern: str, text: str, timeout: float) -> Optional[Found]:
+        """A spec's regex searched in text, bounded by timeout even when it runs away."""
+        return search(pattern, text, timeout)
 
     # --- network -------------------------------------------------------------------
     def resolve(self, name: str, family: str = "any") -> List[str]:

@@ -16,6 +16,7 @@ check 'free space': disk needs at least one of min_free, min_free_percent, min_f
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .schema import CHECK_TYPES, COMMON_FIELDS, Field
@@ -23,6 +24,11 @@ from .units import VersionSpec, parse_size
 from .urls import url_problem
 
 TOP_LEVEL_KEYS = ("checks",)
+# A document past these is refused before anything walks it: YAML aliases are shared
+# references, so a few lines can stand for more values than memory holds once templating,
+# JSON or a message spells them out, and deep nesting exhausts recursive walkers.
+MAX_VALUES = 100_000
+MAX_DEPTH = 32
 
 
 class SpecError(ValueError):
@@ -75,9 +81,14 @@ def _numeric(value: Any) -> Any:
     # Templated values arrive as strings ("{{ app_port }}" -> "8080"): read them as numbers.
     if isinstance(value, str):
         try:
-            return int(value) if value.strip().lstrip("-").isdigit() else float(value)
+            value = int(value) if value.strip().lstrip("-").isdigit() else float(value)
         except ValueError:
             return value
+    # nan and inf (YAML .nan, JSON Infinity, "inf" from a template) are no time, size or
+    # count: nan compares false with everything, and neither can be waited for.
+    if _is_number(value) and not -sys.float_info.max <= value <= sys.float_info.max:
+        problem = "too large" if isinstance(value, int) else "not a finite number"
+        raise ValueError("%r is %s" % (value, problem))
     return value
 
 
@@ -180,7 +191,7 @@ def _headers(value: Any) -> Dict[str, str]:
 
 
 def _size(value: Any) -> int:
-    return parse_size(value)
+    return parse_size(_numeric(value))
 
 
 def _url(value: Any) -> str:
@@ -307,11 +318,44 @@ def _parse_check(index: int, raw: Any, errors: List[str]) -> Optional[Check]:
     )
 
 
+def check_size(document: Any) -> None:
+    """Raise SpecError when a document has too many values or is nested too deeply.
+
+    Values are counted as written out, every alias expanded, and the count stops at the
+    limit, so a "billion laughs" document is refused at once:
+
+    >>> laughs = ["lol"] * 10
+    >>> for _ in range(8):
+    ...     laughs = [laughs] * 10
+    >>> try:
+    ...     check_size({"checks": laughs})
+    ... except SpecError as exc:
+    ...     print(exc)
+    spec: more than 100000 values once its aliases are expanded
+    """
+    counted = 1
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if not isinstance(value, (dict, list)) or not value:
+            continue
+        if depth >= MAX_DEPTH:
+            raise SpecError(["spec: nested more than %d levels deep" % MAX_DEPTH])
+        counted += len(value)  # a mapping's keys are scalars: its values are walked
+        if counted > MAX_VALUES:
+            raise SpecError(
+                ["spec: more than %d values once its aliases are expanded" % MAX_VALUES]
+            )
+        children = value.values() if isinstance(value, dict) else value
+        pending.extend((child, depth + 1) for child in children)
+
+
 def parse_spec(document: Any) -> List[Check]:
     """Validate a spec document (a mapping with ``checks``, or the bare list).
 
     Returns the checks in spec order, or raises SpecError listing every problem.
     """
+    check_size(document)
     errors: List[str] = []
     if isinstance(document, dict):
         for key in document:

@@ -86,12 +86,17 @@ def payload(request: Dict[str, Any], sudo_password: Optional[str] = None) -> byt
 
 
 def read_answer(stdout: str) -> Optional[Dict[str, Any]]:
-    """The engine's answer in a run's stdout, or None when none arrived whole."""
-    marker = stdout.rfind(ANSWER)
-    if marker < 0:
+    """The engine's answer in a run's stdout, or None when none arrived whole.
+
+    Only a line that starts with the marker is an answer, and the last one counts. The
+    answer's JSON escapes every newline, so no text inside it (a restart command's output,
+    a program's version line) can start a line, whatever it prints.
+    """
+    lines = [line for line in stdout.split("\n") if line.startswith(ANSWER)]
+    if not lines:
         return None
     try:
-        answer = json.loads(stdout[marker + len(ANSWER) :].splitlines()[0])
-    except (ValueError, IndexError):
+        answer = json.loads(lines[-1][len(ANSWER) :])
+    except ValueError:
         return None  # cut off mid-answer: the same as no answer
     return answer if isinstance(answer, dict) else None

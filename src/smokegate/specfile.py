@@ -18,24 +18,43 @@ def read_document(path: str) -> Any:
     """The parsed document. JSON files skip the YAML import, which is the slow part."""
     try:
         if path == "-":
-            text = sys.stdin.read()
+            data = sys.stdin.buffer.read()
         else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+            with open(path, "rb") as handle:
+                data = handle.read()
     except OSError as exc:
         raise SpecFileError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
-    if path.endswith(".json"):
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise SpecFileError("%s is not valid JSON: %s" % (path, exc)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecFileError("%s is not UTF-8 text (line %d)" % (path, line)) from None
+    try:
+        if path.endswith(".json"):
+            return _parse_json(path, text)
+        return _parse_yaml(path, text)
+    except RecursionError:  # the parsers recurse once per level of nesting
+        raise SpecFileError("%s is nested too deeply to be a spec" % path) from None
+
+
+def _parse_json(path: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SpecFileError("%s is not valid JSON: %s" % (path, exc)) from None
+
+
+def _parse_yaml(path: str, text: str) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise SpecFileError("%s is not valid YAML: %s" % (path, yaml_problem(exc))) from None
+    # A well-formed scalar can still fail to construct: a date such as 2026-13-01, an
+    # integer past Python's digit limit.
+    except (yaml.YAMLError, ValueError) as exc:
+        problem = yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else exc
+        raise SpecFileError("%s is not valid YAML: %s" % (path, problem)) from None
 
 
 def load_checks(path: str) -> list[spec.Check]:
