@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,34 @@ def memory_capped(argv: list[str]) -> list[str]:
     """argv with its address space capped at 4 GiB: should a reader of hostile input ever
     expand it again, it fails with MemoryError instead of taking the machine's memory."""
     return ["prlimit", "--as=%d" % (4 << 30), "--", *argv]
+
+
+@contextmanager
+def trickling_upstream() -> Iterator[int]:
+    """A loopback HTTP server that accepts and sends its status line one byte every 0.1 s,
+    never finishing it: each read succeeds within any socket timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer(sock: socket.socket) -> None:
+        with sock:
+            while not stop.wait(0.1):
+                try:
+                    sock.sendall(b"H")
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _address = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(sock,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()

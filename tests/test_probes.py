@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import kill_all, needs_root, running
+from conftest import kill_all, needs_root, running, trickling_upstream
 
 from smokegate.engine import probes, runner, spec
 
@@ -175,3 +175,17 @@ def test_a_runaway_search_keeps_none_of_the_process_descriptors_open():
     searching.join()
     assert waited < 0.8, waited
     assert len(outcome) == 1
+
+
+def test_an_http_server_that_trickles_its_answer_is_cut_at_the_deadline():
+    # Every read gets a byte within any socket timeout; only the whole request's deadline
+    # can end it, and the attempt's thread must not outlive it.
+    with trickling_upstream() as port:
+        before = threading.active_count()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            probes.SystemProbe().http("GET", "http://127.0.0.1:%d/" % port, {}, timeout=0.5)
+        elapsed = time.monotonic() - started
+    assert 0.45 < elapsed < 0.9, elapsed
+    time.sleep(0.1)
+    assert threading.active_count() <= before

@@ -19,7 +19,9 @@ import contextlib
 import os
 import re
 import socket
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from .matcher import Found, search
 
@@ -173,6 +175,28 @@ def _import_psutil():  # type: ignore[no-untyped-def]
     return psutil
 
 
+class _Cutoff:
+    """Shuts a connection's socket down when its time is up: a read blocked on a server that
+    trickles its answer ends then, instead of outliving its attempt."""
+
+    def __init__(self, connection: Any, seconds: float) -> None:
+        self.fired = threading.Event()
+        self._connection = connection
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired.set()
+        sock = self._connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # closed already
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 class SystemProbe:
     """Reads the machine it runs on. ``use_psutil=False`` forces the stdlib fallbacks."""
 
@@ -301,8 +325,14 @@ class SystemProbe:
         import http.client
         from urllib.parse import urljoin, urlsplit
 
+        # One deadline for the whole exchange, redirects included: a socket timeout bounds
+        # each read only, and a server that trickles its answer would outlive the attempt.
+        deadline = time.monotonic() + timeout
         origin = urlsplit(url).netloc
         for _attempt in range(MAX_REDIRECTS + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout("no answer within %.2g s" % timeout)
             parts = urlsplit(url)
             request_headers = {"User-Agent": "smokegate", "Connection": "close"}
             if parts.netloc != origin:
@@ -319,19 +349,25 @@ class SystemProbe:
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
                 connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    parts.hostname or "", parts.port, timeout=timeout, context=context
+                    parts.hostname or "", parts.port, timeout=remaining, context=context
                 )
             else:
                 connection = http.client.HTTPConnection(
-                    parts.hostname or "", parts.port, timeout=timeout
+                    parts.hostname or "", parts.port, timeout=remaining
                 )
+            cutoff = _Cutoff(connection, remaining)
             try:
                 target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
                 connection.request(method, target, headers=request_headers)
                 response = connection.getresponse()
                 body = response.read(MAX_BODY)
                 location = response.getheader("Location")
+            except (OSError, http.client.HTTPException):
+                if cutoff.fired.is_set():
+                    raise socket.timeout("no answer within %.2g s" % timeout) from None
+                raise
             finally:
+                cutoff.cancel()
                 connection.close()
             if follow_redirects and response.status in REDIRECT_STATUSES and location:
                 url = urljoin(url, location)
