@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time one bounded regex search (the engine's matcher) against a bare ``re.search``.
 
 Usage: .venv/bin/python bench/regex_search.py [--rounds 300] [--write bench/RESULTS.md]
@@ -30,7 +29,7 @@ CASES = [
 
 def microseconds(rounds: int, function: Callable[..., object], *args: object) -> list[float]:
     samples = []
-    for _ in range(rounds):
+    for _index in range(rounds):
         started = time.perf_counter()
         function(*args)
         samples.append(1e6 * (time.perf_counter() - started))
@@ -44,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
 
     idle = threading.Event()
-    for _ in range(20):
+    for _index in range(20):
         threading.Thread(target=idle.wait, daemon=True).start()
     probe = probes.SystemProbe()
     lines = [
