@@ -39,6 +39,7 @@ EXPECTED = {
     "release": ["changed"] * 7,
     "release_info": ["ok"] * 3,
     "smoke": ["ok"] * 5,
+    "stages": ["changed"] * 2,
 }
 
 EARLIER_RELEASES = ("20261118T090000Z", "20261119T090000Z", "20261120T090000Z")

@@ -16,7 +16,8 @@ import pytest
 from conftest import REPO, hostile_specs, kill_all, memory_capped, running
 
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import read_answer
-from smokegate import fleet, remote, rollout
+from smokegate import remote, rollout
+from smokegate.engine import protocol
 
 FAB = str(Path(sys.executable).with_name("fab"))
 
@@ -40,10 +41,10 @@ def artifact(directory: Path, name: str) -> str:
     source.mkdir()
     (source / "VERSION").write_text(name)
     (source / "restart.sh").write_text("echo restarted >> ../../restarts.log\n")
-    path = directory / ("%s.tar.gz" % name)
+    path = protocol.upload_path(str(directory), name)  # as a front end uploads it
     with tarfile.open(path, "w:gz") as archive:
         archive.add(source, arcname=".")
-    return str(path)
+    return path
 
 
 def test_the_shipped_engine_runs_a_smoke_request_in_a_bare_interpreter(tmp_path: Path):
@@ -52,7 +53,7 @@ def test_the_shipped_engine_runs_a_smoke_request_in_a_bare_interpreter(tmp_path:
             "host": "here",
             "steps": [
                 {
-                    "op": "smoke",
+                    "stage": "smoke",
                     "checks": {
                         "checks": [{"name": "tmp", "disk": {"path": str(tmp_path), "min_free": 1}}]
                     },
@@ -66,7 +67,7 @@ def test_the_shipped_engine_runs_a_smoke_request_in_a_bare_interpreter(tmp_path:
 
 def test_a_sudo_password_line_ahead_of_the_request_is_skipped(tmp_path: Path):
     # sudo -S consumes the line when it needs it; when it does not, the engine must.
-    answer = run_on_this_machine({"root": str(tmp_path), "steps": [{"op": "info"}]}, b"pw\n")
+    answer = run_on_this_machine({"root": str(tmp_path), "steps": [{"stage": "info"}]}, b"pw\n")
     assert answer["ok"] and answer["info"]["releases"] == []
 
 
@@ -76,33 +77,33 @@ def test_release_steps_stop_at_the_first_failure_and_honour_when(tmp_path: Path)
         {
             "root": str(root),
             "steps": [
-                {"op": "lock", "release": "v1", "holder": "me", "pid": 1},
-                {"op": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
-                {"op": "activate", "release": "v1"},
-                {"op": "restart", "command": "sh restart.sh", "when": "changed"},
-                {"op": "good", "release": "v1"},
-                {"op": "unlock", "release": "v1"},
+                {"stage": "lock", "release": "v1", "holder": "me", "pid": 1},
+                {"stage": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
+                {"stage": "activate", "release": "v1"},
+                {"stage": "restart", "command": "sh restart.sh", "when": "changed"},
+                {"stage": "good", "release": "v1"},
+                {"stage": "unlock", "release": "v1"},
             ],
         }
     )
     assert first["ok"], first
     assert first["info"]["current"] == "v1" and first["info"]["lock"] is None
     assert (root / "restarts.log").read_text() == "restarted\n"
-    assert not (tmp_path / "v1.tar.gz").exists()  # the uploaded archive is removed
+    assert not list(tmp_path.glob("upload-v1-*.tar.gz"))  # the uploaded archive is removed
 
     again = run_on_this_machine(
         {
             "root": str(root),
             "steps": [
-                {"op": "activate", "release": "v1"},
-                {"op": "restart", "command": "sh restart.sh", "when": "changed"},
-                {"op": "activate", "release": "v9"},
-                {"op": "good", "release": "v1"},
+                {"stage": "activate", "release": "v1"},
+                {"stage": "restart", "command": "sh restart.sh", "when": "changed"},
+                {"stage": "activate", "release": "v9"},
+                {"stage": "good", "release": "v1"},
             ],
         }
     )
     assert not again["ok"]
-    assert [step["op"] for step in again["steps"]] == ["activate", "restart", "activate"]
+    assert [step["stage"] for step in again["steps"]] == ["activate", "restart", "activate"]
     assert again["steps"][1]["skipped"] == "changed"
     assert "release v9 does not exist" in again["steps"][2]["error"]
     assert (root / "restarts.log").read_text() == "restarted\n"  # not restarted again
@@ -114,10 +115,10 @@ def test_a_failing_restart_reports_its_exit_status_and_output(tmp_path: Path):
         {
             "root": str(root),
             "steps": [
-                {"op": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
-                {"op": "activate", "release": "v1"},
-                {"op": "restart", "command": "echo port 8000 busy >&2; exit 3"},
-                {"op": "good", "release": "v1"},
+                {"stage": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
+                {"stage": "activate", "release": "v1"},
+                {"stage": "restart", "command": "echo port 8000 busy >&2; exit 3"},
+                {"stage": "good", "release": "v1"},
             ],
         }
     )
@@ -132,7 +133,7 @@ def test_a_timed_out_restart_kills_what_it_started(tmp_path: Path):
     started: list[int] = []
     try:
         answer = run_on_this_machine(
-            {"steps": [{"op": "restart", "command": command.format(pids), "timeout": 0.5}]}
+            {"steps": [{"stage": "restart", "command": command.format(pids), "timeout": 0.5}]}
         )
         started = [int(line) for line in pids.read_text().split()]
         assert answer["steps"][0]["error"] == "restart command did not finish in 0.5 s"
@@ -150,7 +151,7 @@ def test_a_restart_that_succeeds_keeps_the_service_it_started(tmp_path: Path):
             {
                 "steps": [
                     {
-                        "op": "restart",
+                        "stage": "restart",
                         "command": "sleep 1000 >/dev/null 2>&1 & echo $! > %s" % pid_file,
                         "timeout": 5,
                     }
@@ -169,16 +170,16 @@ FORGED_ANSWER = 'SMOKEGATE-ANSWER {"ok": true, "steps": []}'
 
 def test_an_answer_marker_in_a_restarts_output_does_not_pass_for_the_answer():
     command = "printf '\\n%%s\\n' '%s'; exit 1" % FORGED_ANSWER
-    answer = run_on_this_machine({"steps": [{"op": "restart", "command": command}]})
+    answer = run_on_this_machine({"steps": [{"stage": "restart", "command": command}]})
     assert answer["ok"] is False
     assert answer["steps"][0]["error"] == "restart command exited 1: " + FORGED_ANSWER
 
 
 def test_both_front_ends_read_the_answer_with_the_one_reader():
-    from ansible_collections.smokegate.core.plugins.action import smoke as action
+    from ansible_collections.smokegate.core.plugins.plugin_utils import engine_action
 
     assert remote.read_answer is read_answer
-    assert action.read_answer is read_answer
+    assert engine_action.read_answer is read_answer
 
 
 def test_the_command_line_carries_no_request_data():
@@ -281,6 +282,7 @@ def test_fab_refuses_hostile_spec_files_before_connecting(tmp_path: Path):
             text=True,
             cwd=REPO,
             timeout=30,
+            check=False,
         )
         assert run.returncode == 2, (name, run.stderr[-2000:])
         assert "Traceback" not in run.stderr and len(run.stderr) < 1000, (name, run.stderr)
@@ -309,17 +311,18 @@ def test_deploy_without_the_fleet_executor_refuses(tmp_path: Path):
 def test_a_rollback_whose_restart_fails_still_releases_the_lock(tmp_path: Path):
     root = tmp_path / "root"
     setup = [
-        {"op": "lock", "release": "v2", "holder": "me"},
-        {"op": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
-        {"op": "activate", "release": "v1"},
-        {"op": "create", "release": "v2", "archive": artifact(tmp_path, "v2")},
-        {"op": "activate", "release": "v2"},
+        {"stage": "lock", "release": "v2", "holder": "me"},
+        {"stage": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
+        {"stage": "activate", "release": "v1"},
+        {"stage": "create", "release": "v2", "archive": artifact(tmp_path, "v2")},
+        {"stage": "activate", "release": "v2"},
     ]
     assert run_on_this_machine({"root": str(root), "steps": setup})["ok"]
-    steps = fleet.rollback_steps("v2", None, "test", "exit 4", 10, None, None, unlock="v2")
+    steps = protocol.rollback_steps("v2", None, "test", "exit 4", 10, None, unlock_release="v2")
     answer = run_on_this_machine({"root": str(root), "steps": steps})
-    assert [step["op"] for step in answer["steps"]] == ["rollback", "restart", "unlock"]
-    assert answer["steps"][1]["error"] == "restart command exited 4: (no output)"
+    stages = [step["stage"] for step in answer["steps"]]
+    assert stages == ["discard", "rollback", "restart", "unlock"]
+    assert answer["steps"][2]["error"] == "restart command exited 4: (no output)"
     assert answer["info"]["current"] == "v1" and answer["info"]["lock"] is None
 
 
@@ -329,10 +332,10 @@ def test_a_request_past_its_budget_starts_no_more_steps(tmp_path: Path):
             "root": str(tmp_path / "root"),
             "budget": 0.2,
             "steps": [
-                {"op": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
-                {"op": "activate", "release": "v1"},
-                {"op": "restart", "command": "sleep 0.5"},
-                {"op": "lock", "release": "v1", "holder": "late"},
+                {"stage": "create", "release": "v1", "archive": artifact(tmp_path, "v1")},
+                {"stage": "activate", "release": "v1"},
+                {"stage": "restart", "command": "sleep 0.5"},
+                {"stage": "lock", "release": "v1", "holder": "late"},
             ],
         }
     )

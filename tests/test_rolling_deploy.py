@@ -54,7 +54,7 @@ def test_failure_in_the_last_batch_rolls_back_every_batch(fleet: Fleet):
         in run.output
     )
     for host in fleet.hosts:
-        assert "ROLLED BACK %s: now on v1; verification passed" % host in run.output
+        assert "ROLLED BACK %s: v2 -> v1, verified" % host in run.output
 
 
 def test_failure_in_the_canary_touches_only_the_canary(fleet: Fleet):
@@ -67,7 +67,7 @@ def test_failure_in_the_canary_touches_only_the_canary(fleet: Fleet):
         assert fleet.current(host) == "v1"
         assert fleet.releases_on_disk(host) == ["v1"]
         assert "v2" not in fleet.ledger(host)["releases"]
-        assert "UNTOUCHED %s: never received v2" % host in run.output
+        assert "UNTOUCHED %s: its batch never started" % host in run.output
 
 
 def test_rollback_scope_failed_keeps_the_hosts_that_passed(fleet: Fleet):
@@ -93,7 +93,7 @@ def test_first_deploy_that_fails_removes_current(fleet: Fleet):
         assert fleet.current(host) is None, host
         assert not (fleet.root(host) / "current").exists()
     assert fleet.state("web3", "v1") == "failed"
-    assert "ROLLED BACK web1: now on no release (current removed)" in run.output
+    assert "ROLLED BACK web1: v1 -> (no current: removed)" in run.output
 
 
 def test_a_failed_task_that_is_not_a_check_rolls_back(tmp_path: Path):
@@ -106,7 +106,7 @@ def test_a_failed_task_that_is_not_a_check_rolls_back(tmp_path: Path):
     )
     run = fleet.deploy("v1", smokegate_serial=[1, 1, 1])
     assert run.returncode != 0
-    assert "FAILED web2:" in run.output and "non-zero return code" in run.output
+    assert "FAILED web2: restart command exited 3: restart broke" in run.output
     assert fleet.current("web1") is None and fleet.current("web2") is None  # back to no release
     assert fleet.state("web1", "v1") == "failed" and fleet.state("web2", "v1") == "failed"
     assert fleet.releases_on_disk("web3") == []
@@ -175,7 +175,8 @@ def test_a_held_lock_refuses_a_second_deploy_and_names_the_holder(fleet: Fleet):
     DeployRoot(str(fleet.root("web2"))).lock("other-run", holder="alice@ci7", pid=4242)
     run = fleet.deploy("v2")
     assert run.returncode != 0
-    assert "held by alice@ci7 (pid 4242" in run.output and "release other-run" in run.output
+    assert "held by alice@ci7 (release other-run, since " in run.output
+    assert "; controller pid 4242)" in run.output
     for host in fleet.hosts:
         assert fleet.current(host) == "v1"
         assert fleet.releases_on_disk(host) == ["v1"]

@@ -9,7 +9,7 @@ type: aggregate
 short_description: A table of smoke results per play, and optional JUnit and JSON files
 version_added: 0.1.0
 description:
-  - Collects the report of every M(smokegate.core.smoke) task and, at the end of each play,
+  - Collects the report of every M(smokegate.core.smoke) and M(smokegate.core.stages) task and, at the end of each play,
     prints a table of the hosts and their failed checks.
   - Optionally writes every collected report as JUnit XML and as JSON when the run ends.
 requirements:
@@ -38,12 +38,11 @@ import json
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.smokegate.core.plugins.module_utils.report import (
-    failed_checks,
-    render_junit,
-)
+from ansible_collections.smokegate.core.plugins.module_utils.protocol import blocking, host_ok
+from ansible_collections.smokegate.core.plugins.module_utils.report import render_junit
 
-SMOKE_ACTIONS = ("smokegate.core.smoke", "smoke")
+# The tasks whose result carries a smoke report.
+SMOKE_ACTIONS = ("smokegate.core.smoke", "smoke", "smokegate.core.stages", "stages")
 
 
 class CallbackModule(CallbackBase):
@@ -79,12 +78,9 @@ class CallbackModule(CallbackBase):
         lines = ["", "SMOKE REPORT (%s)" % self._play]
         for host, report in sorted(self._play_reports.items()):
             summary = report["summary"]
-            verdict = "ok" if report["ok"] else "FAILED"
-            failed = failed_checks(report)
+            verdict = "ok" if host_ok(report) else "FAILED"
             detail = "; ".join(
-                "%s: %s" % (item["name"], item["message"])
-                for item in report["results"]
-                if item["name"] in failed
+                "%s: %s" % (item["name"], item["message"]) for item in blocking(report)
             )
             lines.append(
                 "  %s  %-6s %d/%d passed%s"

@@ -1,28 +1,23 @@
 # Copyright: smokegate contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The engine's remote entry point: one request in, one JSON answer out.
+"""The engine's entry point on a host: one request in, one JSON answer out.
 
-The Fabric front end (smokegate.remote) ships the engine to a host and runs ``handle``
-there in a single SSH exec. A request names a deploy root (optional) and a list of steps
-run in order; the first step that fails stops the rest, unless it says ``"continue": true``.
-A step with ``"when": "changed"`` runs only if the step before it changed something, one
-with ``"when": "current"`` only while the root has a current release (a list: all of them).
-With ``"budget": seconds``, no step starts once that much time has passed: the controller
-has stopped waiting by then, and a late switch must not undo what it did next::
+Both front ends send it requests built with protocol.py: Fabric ships the engine and runs
+``handle`` in a single SSH exec (smokegate.remote), Ansible over the play's connection (the
+``smokegate.core.smoke`` and ``smokegate.core.stages`` actions when the connection pipelines)
+or as a module otherwise. Steps run in order, one per stage; the first step that fails
+stops the rest, unless it says ``"keep_going": true``. A step with ``"when": "changed"``
+runs only if the step before it changed something, one with ``"when": "current"`` only
+while the root has a current release (a list: all of them). With ``"budget": seconds``, no
+step starts once that much time has passed. With ``"check_mode": true`` nothing changes:
+each step says what it would change, and a restart is not run.
 
-    {"root": "/srv/app", "host": "web1", "environment": {"APP_ENV": "production"},
-     "steps": [{"op": "lock", "release": "v2", "holder": "ops@laptop", "pid": 4242},
-               {"op": "create", "release": "v2", "archive": "/srv/app/.smokegate/upload.tar.gz"},
-               {"op": "activate", "release": "v2"},
-               {"op": "restart", "command": "bin/restart", "timeout": 120},
-               {"op": "smoke", "checks": {"checks": [...]}, "deadline": 30},
-               {"op": "good", "release": "v2"}]}
-
-The answer: ``{"ok": bool, "steps": [{"op", "ok", "changed", ...}], "info": <root info>}``.
+The answer: ``{"ok": bool, "steps": [{"stage", "ok", "changed", ...}], "info": <root info>}``.
 Each failed step carries ``error``, a message that names what went wrong on this host.
 
 >>> import tempfile
->>> answer = handle({"root": tempfile.mkdtemp(), "steps": [{"op": "info"}]})
+>>> from .protocol import info, request
+>>> answer = handle(request([info()], root=tempfile.mkdtemp()))
 >>> answer["ok"], answer["info"]["current"]
 (True, None)
 """
@@ -31,11 +26,20 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
-from .extract import DEFAULT_MAX_UNPACKED
+from . import protocol
 from .probes import kill_process_group
-from .releases import DeployRoot, LockHeld, ReleaseError
+from .protocol import (
+    BY_HAND,
+    KEEP_RELEASES,
+    MAX_UNPACKED,
+    RESTART_TIMEOUT,
+    UPLOAD_DIRECTORY,
+    is_upload,
+    upload_pattern,
+)
+from .releases import DeployRoot, LockHeld, ReleaseError, valid_id
 
 # How much of a failed restart command's output is reported.
 OUTPUT_TAIL = 2000
@@ -43,7 +47,7 @@ OUTPUT_TAIL = 2000
 Step = Dict[str, Any]
 
 
-def _smoke(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Step:
+def _smoke(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
     from .runner import run_checks
     from .spec import SpecError, parse_spec
 
@@ -53,21 +57,24 @@ def _smoke(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Step:
         return {"ok": False, "error": "not a valid spec: " + "; ".join(exc.errors)}
     report = run_checks(
         checks,
-        host=host,
+        host=context.host,
         only=step.get("only"),
         deadline=step.get("deadline"),
-        check_mode=bool(step.get("check_mode")),
+        check_mode=context.check_mode,
     )
     return {"ok": report["ok"], "report": report}
 
 
-def _restart(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Step:
+def _restart(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
+    if context.check_mode:
+        return {"ok": True, "changed": True, "skipped": "check mode"}
     # Run in the current release like the Ansible shell task. Output goes to a file, not
     # a pipe: a service started in the background keeps its copy of the descriptors, and
     # a pipe would make this wait for the service to exit.
     import subprocess
     import tempfile
 
+    timeout = step.get("timeout", RESTART_TIMEOUT)
     # Its own session: on a timeout, what it started dies with it; when it succeeds, the
     # service it left running is kept.
     directory = root.current_link if root is not None else None
@@ -82,13 +89,13 @@ def _restart(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Ste
             start_new_session=True,
         )
         try:
-            returncode = process.wait(timeout=step.get("timeout", 300))
+            returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             kill_process_group(process)
             return {
                 "ok": False,
                 "changed": True,
-                "error": "restart command did not finish in %s s" % step.get("timeout", 300),
+                "error": "restart command did not finish in %s s" % timeout,
             }
         output.seek(0)
         tail = output.read().decode("utf-8", "replace")[-OUTPUT_TAIL:].strip()
@@ -101,72 +108,100 @@ def _restart(root: Optional[DeployRoot], step: Step, host: Optional[str]) -> Ste
     return {"ok": True, "changed": True, "output": tail}
 
 
-def _create(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
+def _create(root: DeployRoot, step: Step, context: Context) -> Step:
     archive = step.get("archive")
     try:
         changed = root.create(
             step["release"],
             archive=archive,
             shared=step.get("shared") or [],
-            max_unpacked=step.get("max_unpacked", DEFAULT_MAX_UNPACKED),
+            max_unpacked=step.get("max_unpacked", MAX_UNPACKED),
+            dry_run=context.check_mode,
         )
     finally:
-        if archive and step.get("remove_archive", True) and os.path.exists(archive):
+        if (
+            archive
+            and step.get("remove_archive", True)
+            and is_upload(archive)
+            and os.path.exists(archive)
+        ):
             os.unlink(archive)
     return {"ok": True, "changed": changed}
 
 
-def _rollback(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
+def _rollback(root: DeployRoot, step: Step, context: Context) -> Step:
     outcome = root.rollback(
-        release=step.get("release"), to=step.get("to"), reason=step.get("reason", "rolled back")
+        release=step.get("release"),
+        to=step.get("to"),
+        reason=step.get("reason", BY_HAND),
+        dry_run=context.check_mode,
     )
     return dict(outcome, ok=True)
 
 
-def _prune(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
-    removed = root.prune(step.get("keep", 5))
+def _prune(root: DeployRoot, step: Step, context: Context) -> Step:
+    removed = root.prune(step.get("keep", KEEP_RELEASES), dry_run=context.check_mode)
     return {"ok": True, "changed": bool(removed), "removed": removed}
 
 
-def _with_root(action: Callable[[DeployRoot, Step], bool]) -> Callable[..., Step]:
-    def run(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
-        return {"ok": True, "changed": action(root, step)}
+def _discard(root: DeployRoot, step: Step, context: Context) -> Step:
+    # Only uploads a front end made: never an arbitrary path.
+    if step.get("path"):
+        if not is_upload(step["path"]):
+            raise ReleaseError("%s is not an upload to discard" % step["path"])
+        paths = [step["path"]] if os.path.exists(step["path"]) else []
+    else:
+        import glob
+
+        release = valid_id(step["release"])  # no glob characters: only uploads match
+        paths = glob.glob(upload_pattern(os.path.join(root.root, UPLOAD_DIRECTORY), release))
+    if not context.check_mode:
+        for path in paths:
+            os.unlink(path)
+    return {"ok": True, "changed": bool(paths), "removed": paths}
+
+
+def _changes(action: Callable[[DeployRoot, Step, bool], bool]) -> Callable[..., Step]:
+    def run(root: DeployRoot, step: Step, context: Context) -> Step:
+        return {"ok": True, "changed": action(root, step, context.check_mode)}
 
     return run
 
 
-def _discard(root: DeployRoot, step: Step, host: Optional[str]) -> Step:
-    # Only an upload this front end made: never an arbitrary path.
-    path = step["path"]
-    name = os.path.basename(path)
-    if not (name.startswith("upload-") and name.endswith(".tar.gz")):
-        raise ReleaseError("%s is not an upload to discard" % path)
-    if not os.path.exists(path):
-        return {"ok": True, "changed": False}
-    os.unlink(path)
-    return {"ok": True, "changed": True}
+class Context(NamedTuple):
+    host: Optional[str]
+    check_mode: bool
 
 
-OPS: Dict[str, Callable[..., Step]] = {
-    "info": _with_root(lambda root, step: False),
-    "lock": _with_root(
-        lambda root, step: root.lock(step["release"], step["holder"], pid=step.get("pid"))
-    ),
-    "unlock": _with_root(
-        lambda root, step: root.unlock(
-            step.get("release"), holder=step.get("holder"), force=step.get("force", False)
+STAGES: Dict[str, Callable[..., Step]] = {
+    protocol.INFO: _changes(lambda root, step, dry_run: False),
+    protocol.LOCK: _changes(
+        lambda root, step, dry_run: root.lock(
+            step["release"], step["holder"], pid=step.get("pid"), dry_run=dry_run
         )
     ),
-    "create": _create,
-    "activate": _with_root(lambda root, step: root.activate(step["release"])),
-    "good": _with_root(lambda root, step: root.mark_good(step["release"])),
-    "rollback": _rollback,
-    "prune": _prune,
-    "restart": _restart,
-    "discard": _discard,
-    "smoke": _smoke,
+    protocol.UNLOCK: _changes(
+        lambda root, step, dry_run: root.unlock(
+            step.get("release"),
+            holder=step.get("holder"),
+            force=step.get("force", False),
+            dry_run=dry_run,
+        )
+    ),
+    protocol.CREATE: _create,
+    protocol.ACTIVATE: _changes(
+        lambda root, step, dry_run: root.activate(step["release"], dry_run=dry_run)
+    ),
+    protocol.GOOD: _changes(
+        lambda root, step, dry_run: root.mark_good(step["release"], dry_run=dry_run)
+    ),
+    protocol.ROLLBACK: _rollback,
+    protocol.PRUNE: _prune,
+    protocol.RESTART: _restart,
+    protocol.DISCARD: _discard,
+    protocol.SMOKE: _smoke,
 }
-NEEDS_NO_ROOT = ("smoke", "restart")
+NEEDS_NO_ROOT = (protocol.SMOKE, protocol.RESTART)
 
 
 def handle(request: Dict[str, Any]) -> Dict[str, Any]:
@@ -175,17 +210,27 @@ def handle(request: Dict[str, Any]) -> Dict[str, Any]:
     # rather than on the command line so its values stay out of ps and verbose logs.
     os.environ.update(request.get("environment") or {})
     root = DeployRoot(request["root"]) if request.get("root") else None
-    host = request.get("host")
+    context = Context(request.get("host"), bool(request.get("check_mode")))
     done: List[Step] = []
     ok = True
     changed = False
     started = time.monotonic()
+    before: Optional[Dict[str, Any]] = None
+    if root is not None and request.get("before"):  # for a diff: what the steps change
+        try:
+            before = {"current": root.current(), "lock": root.lock_holder()}
+        except (ReleaseError, OSError):
+            before = None
     budget = request.get("budget")
     for step in request.get("steps", []):
-        op = step.get("op")
+        stage = step.get("stage")
         if budget is not None and time.monotonic() - started > budget:
             done.append(
-                {"op": op, "ok": False, "error": "not started: past the request's %s s" % budget}
+                {
+                    "stage": stage,
+                    "ok": False,
+                    "error": "not started: past the request's %s s" % budget,
+                }
             )
             ok = False
             break
@@ -197,14 +242,14 @@ def handle(request: Dict[str, Any]) -> Dict[str, Any]:
             or (condition == "current" and (root is None or root.current() is None))
         ]
         if unmet:
-            done.append({"op": op, "ok": True, "changed": False, "skipped": unmet[0]})
+            done.append({"stage": stage, "ok": True, "changed": False, "skipped": unmet[0]})
             changed = False
             continue
-        if op not in OPS or (root is None and op not in NEEDS_NO_ROOT):
-            outcome: Step = {"ok": False, "error": "unknown step %r (or it needs a root)" % op}
+        if stage not in STAGES or (root is None and stage not in NEEDS_NO_ROOT):
+            outcome: Step = {"ok": False, "error": "unknown stage %r (or it needs a root)" % stage}
         else:
             try:
-                outcome = OPS[op](root, step, host)
+                outcome = STAGES[stage](root, step, context)
             except LockHeld as exc:
                 outcome = {"ok": False, "error": str(exc), "lock": exc.holder}
             except ReleaseError as exc:
@@ -212,16 +257,18 @@ def handle(request: Dict[str, Any]) -> Dict[str, Any]:
             except OSError as exc:
                 outcome = {
                     "ok": False,
-                    "error": "%s: %s" % (exc.filename or op, exc.strerror or exc),
+                    "error": "%s: %s" % (exc.filename or stage, exc.strerror or exc),
                 }
-        outcome["op"] = op
+        outcome["stage"] = stage
         changed = bool(outcome.get("changed"))
         done.append(outcome)
         if not outcome["ok"]:
             ok = False
-            if not step.get("continue"):
+            if not step.get("keep_going"):
                 break
     answer: Dict[str, Any] = {"ok": ok, "steps": done}
+    if before is not None:
+        answer["before"] = before
     if root is not None:
         try:
             answer["info"] = root.info()

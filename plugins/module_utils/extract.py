@@ -47,7 +47,6 @@ import stat
 import tarfile
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-DEFAULT_MAX_UNPACKED = "20GiB"
 # gzip cannot pass ~1030:1; real releases stay far below 100:1 (minified JS, text). Small
 # archives are exempt: a few hundred MB of zeros is a test fixture, not a bomb.
 MAX_RATIO = 200

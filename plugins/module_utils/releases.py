@@ -57,7 +57,8 @@ import time
 import zlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .extract import DEFAULT_MAX_UNPACKED, UnsafeArchive, extract, sync_filesystem
+from .extract import UnsafeArchive, extract, sync_filesystem
+from .protocol import MAX_UNPACKED
 from .units import parse_size
 
 LEDGER_FORMAT = 1
@@ -371,7 +372,7 @@ class DeployRoot:
         src: Optional[str] = None,
         archive: Optional[str] = None,
         shared: Optional[List[str]] = None,
-        max_unpacked: Any = DEFAULT_MAX_UNPACKED,
+        max_unpacked: Any = MAX_UNPACKED,
         dry_run: bool = False,
     ) -> bool:
         """Create releases/<release> from a directory or a .tar.gz on this host.

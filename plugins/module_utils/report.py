@@ -25,6 +25,8 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from .protocol import PASSING, blocking, fleet_ok, host_ok
+
 Report = Dict[str, Any]
 
 _COLORS = {"PASS": "32", "FAIL": "31", "ERROR": "31", "TIMEOUT": "31", "WARN": "33", "SKIP": "2"}
@@ -35,6 +37,19 @@ _LABELS = {
     "timeout": "TIMEOUT",
     "skipped": "SKIP",
 }
+
+
+def use_color(stream: Any, environ: Optional[Dict[str, str]] = None) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR (any value) or TERM=dumb: the one
+    rule for every front end's human output."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    return (
+        bool(getattr(stream, "isatty", lambda: False)())
+        and not environ.get("NO_COLOR")
+        and environ.get("TERM") != "dumb"
+    )
 
 
 def _paint(text: str, code: str, color: bool) -> str:
@@ -49,18 +64,14 @@ def _duration(milliseconds: float) -> str:
 
 def label(result: Dict[str, Any]) -> str:
     """PASS, FAIL, ERROR, TIMEOUT, SKIP; WARN for a warning-severity check that did not pass."""
-    if result["severity"] == "warning" and result["status"] not in ("pass", "skipped"):
+    if result["severity"] == "warning" and result["status"] not in PASSING:
         return "WARN"
     return _LABELS[result["status"]]
 
 
 def failed_checks(report: Report) -> List[str]:
-    """Names of the critical checks that did not pass: what stopped the gate."""
-    return [
-        result["name"]
-        for result in report["results"]
-        if result["severity"] == "critical" and result["status"] not in ("pass", "skipped")
-    ]
+    """Names of the checks that stopped the gate (protocol.blocks: the one rule)."""
+    return [result["name"] for result in blocking(report)]
 
 
 def gate_result(report: Report, fail_on: str) -> Dict[str, Any]:
@@ -88,7 +99,7 @@ def render_human(reports: List[Report], color: bool = False) -> str:
             continue
         summary = report["summary"]
         verdict = _paint(
-            "OK" if report["ok"] else "FAILED", "32" if report["ok"] else "1;31", color
+            "OK" if host_ok(report) else "FAILED", "32" if host_ok(report) else "1;31", color
         )
         lines.append(
             "%s: %s, %d of %d checks passed in %s"
@@ -128,10 +139,10 @@ def render_human(reports: List[Report], color: bool = False) -> str:
         ]
         if problems:
             lines.append("  " + ", ".join(problems))
-        if not report["ok"]:
+        if not host_ok(report):
             lines.append("  gate stopped by: " + ", ".join(failed_checks(report)))
     if len(reports) > 1:
-        failing = [report for report in reports if not report["ok"]]
+        failing = [report for report in reports if not host_ok(report)]
         lines.append(
             "fleet: %d of %d hosts ok%s"
             % (
@@ -155,7 +166,7 @@ def render_json(reports: List[Report], color: bool = False) -> str:
         reports[0]
         if len(reports) == 1
         else {
-            "ok": all(report["ok"] for report in reports),
+            "ok": fleet_ok(reports),
             "hosts": reports,
         }
     )
@@ -221,7 +232,7 @@ def render_junit(reports: List[Report], color: bool = False) -> str:
 
 
 def _problems(report: Report) -> List[Dict[str, Any]]:
-    return [result for result in report["results"] if result["status"] not in ("pass", "skipped")]
+    return [result for result in report["results"] if result["status"] not in PASSING]
 
 
 def _tap_text(text: str) -> str:
@@ -272,7 +283,7 @@ def nagios_status(reports: List[Report]) -> int:
     does not load, is the front end's to report: no report exists then)."""
     status = NAGIOS_OK
     for report in reports:
-        if report.get("error") or not report["ok"]:
+        if not host_ok(report):
             return NAGIOS_CRITICAL
         if _problems(report):
             status = NAGIOS_WARNING
@@ -389,7 +400,7 @@ def render_prometheus(
         samples["smokegate_last_run_timestamp_seconds"].append("%s %.3f" % (host, finished))
         if report.get("error"):
             continue
-        samples["smokegate_ok"].append("%s %d" % (host, 1 if report["ok"] else 0))
+        samples["smokegate_ok"].append("%s %d" % (host, 1 if host_ok(report) else 0))
         samples["smokegate_run_duration_seconds"].append(
             "%s %.6f" % (host, report["duration_ms"] / 1000)
         )
@@ -400,7 +411,7 @@ def render_prometheus(
                 type=result["type"],
                 severity=result["severity"],
             )
-            passed = result["status"] in ("pass", "skipped")
+            passed = result["status"] in PASSING
             samples["smokegate_check_ok"].append("%s %d" % (labels, 1 if passed else 0))
             samples["smokegate_check_duration_seconds"].append(
                 "%s %.6f" % (labels, result["duration_ms"] / 1000)

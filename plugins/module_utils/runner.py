@@ -27,6 +27,7 @@ import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .checks import CHECKS, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
+from .protocol import blocks
 from .schema import CHECK_TYPES
 from .spec import Check
 from .urls import secret_forms
@@ -44,7 +45,8 @@ _abandoned_lock = threading.Lock()
 Result = Dict[str, Any]
 
 
-def _secrets(check: Check) -> List[str]:
+def secrets_of(check: Check) -> List[str]:
+    """Every secret value a check holds: header values, every form of URL credentials."""
     values: List[str] = []
     for field in CHECK_TYPES[check.type].fields.values():
         value = check.params.get(field.name)
@@ -143,7 +145,7 @@ def _run_one(check: Check, probe: Any, check_mode: bool, deadline: float) -> Res
         "type": check.type,
         "severity": check.severity,
         "status": outcome.status,
-        "message": _redact(outcome.message, _secrets(check)),
+        "message": _redact(outcome.message, secrets_of(check)),
         "duration_ms": round(1000 * (time.monotonic() - started), 1),
         "attempts": attempts,
     }
@@ -171,12 +173,8 @@ def summarize(results: List[Result]) -> Dict[str, int]:
 
 
 def is_ok(results: List[Result]) -> bool:
-    """False when any critical check did not pass (skipped checks do not count)."""
-    return all(
-        result["status"] in (PASS, SKIPPED)
-        for result in results
-        if result["severity"] == "critical"
-    )
+    """False when any result blocks the gate (protocol.blocks: the one rule)."""
+    return not any(blocks(result) for result in results)
 
 
 def run_checks(

@@ -210,7 +210,7 @@ abandoned:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smokegate.core.plugins.module_utils.extract import DEFAULT_MAX_UNPACKED
+from ansible_collections.smokegate.core.plugins.module_utils.protocol import MAX_UNPACKED
 from ansible_collections.smokegate.core.plugins.module_utils.releases import (
     DeployRoot,
     ReleaseError,
@@ -245,7 +245,7 @@ def main() -> None:
             "src": {"type": "path"},
             "archive": {"type": "path"},
             "shared": {"type": "list", "elements": "str", "default": []},
-            "max_unpacked": {"type": "str", "default": DEFAULT_MAX_UNPACKED},
+            "max_unpacked": {"type": "str", "default": MAX_UNPACKED},
             "to": {"type": "str"},
             "reason": {"type": "str", "default": "rolled back"},
             "keep": {"type": "int", "default": 5},

@@ -8,7 +8,6 @@ Exit codes: 0 every critical check passed, 1 a critical check did not pass,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -112,11 +111,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _use_color(stream) -> bool:  # type: ignore[no-untyped-def]
-    # https://no-color.org: any non-empty NO_COLOR turns colour off.
-    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-
-
 def _refuse(args: argparse.Namespace, message: str, details: Sequence[str] = ()) -> int:
     """A usage or spec error: nothing ran. Nagios reads stdout and wants UNKNOWN (3)."""
     if getattr(args, "format", None) == "nagios":
@@ -144,21 +138,14 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from smokegate.engine import report, runner
+    from smokegate.engine import protocol, report, runner
+    from smokegate.specfile import unknown_only
 
     checks = _load(args)
     if isinstance(checks, int):
         return checks
-    names = [check.name for check in checks]
-    unknown = [name for name in args.only or () if name not in names]
-    if unknown:
-        import difflib
-
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = "; did you mean %r?" % close[0] if close else ""
-            hints.append("--only: no check named %r in %s%s" % (name, args.file, hint))
+    hints = unknown_only(checks, args.only, args.file)
+    if hints:
         return _refuse(args, hints[0], hints[1:])
     if args.deadline is not None and args.deadline <= 0:
         return _refuse(args, "--deadline must be greater than 0")
@@ -166,12 +153,12 @@ def _check(args: argparse.Namespace) -> int:
     result = runner.run_checks(checks, only=args.only, deadline=args.deadline)
     print(
         report.render(
-            args.format, [result], color=args.format == "human" and _use_color(sys.stdout)
+            args.format, [result], color=args.format == "human" and report.use_color(sys.stdout)
         )
     )
     if args.format == "nagios":
         return report.nagios_status([result])
-    return EXIT_OK if result["ok"] else EXIT_FAILED
+    return EXIT_OK if protocol.host_ok(result) else EXIT_FAILED
 
 
 def _serve(args: argparse.Namespace) -> int:

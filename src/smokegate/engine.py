@@ -9,6 +9,7 @@ from __future__ import annotations
 from ansible_collections.smokegate.core.plugins.module_utils import (
     extract,
     probes,
+    protocol,
     releases,
     report,
     runner,
@@ -17,4 +18,14 @@ from ansible_collections.smokegate.core.plugins.module_utils import (
 )
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import ENGINE_DIR
 
-__all__ = ["ENGINE_DIR", "extract", "probes", "releases", "report", "runner", "spec", "units"]
+__all__ = [
+    "ENGINE_DIR",
+    "extract",
+    "probes",
+    "protocol",
+    "releases",
+    "report",
+    "runner",
+    "spec",
+    "units",
+]

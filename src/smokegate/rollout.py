@@ -1,14 +1,15 @@
-"""One rolling deploy across many hosts over SSH, with the semantics of DESIGN §1.4.
+"""One rolling deploy across many hosts over SSH.
 
-Lock every host; deploy in batches (upload, unpack, switch, restart, smoke); at the first
-failure stop, roll back the hosts in scope, smoke them again and summarize.
+Lock every host; deploy in batches (upload, then one request: unpack, switch, restart,
+smoke, record good); at the first failure stop, roll back the hosts in scope (one request
+each: switch back, restart, smoke, unlock) and summarize. The requests, what counts as a
+pass and the summary's lines are the engine's protocol, which the Ansible playbooks share.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-import secrets
 import shlex
 import socket
 import threading
@@ -16,16 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from smokegate.engine import extract, runner, spec
-from smokegate.fleet import (
-    RollbackOutcome,
-    parallel,
-    request_timeout,
-    rollback_steps,
-    smoke_step,
-    step_error,
-    step_of,
-)
+from ansible_collections.smokegate.core.plugins.module_utils.protocol import Answer
+from smokegate.engine import protocol, runner, spec
+from smokegate.fleet import parallel, request_timeout
 from smokegate.remote import SLACK_SECONDS, HostError, RemoteHost
 
 # Unpacking an upload: a fixed allowance plus a rate a slow disk still manages.
@@ -97,16 +91,13 @@ def batches(hosts: Sequence[T], serial: Sequence[int | str]) -> list[list[T]]:
 
 @dataclass
 class HostRun:
-    """One host's part in a rolling deploy."""
+    """One host's part in a rolling deploy: the answers it gave."""
 
     remote: RemoteHost
-    locked: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
-    started: bool = False
-    verified: bool = False
-    failure: str | None = None
-    unreachable: bool = False
-    rollback: RollbackOutcome | None = None
+    locked: Answer | None = None
+    deployed: list[Answer] = field(default_factory=list)
+    started: bool = False  # its batch began (the upload may not have finished)
+    rolled_back: Answer | None = None
     upload: str | None = None
     lock_kept: bool = False
 
@@ -114,10 +105,22 @@ class HostRun:
     def name(self) -> str:
         return self.remote.name
 
+    def record(self) -> protocol.HostRecord:
+        deployed = self.deployed
+        if self.started and not deployed:  # stopped mid-upload (Ctrl-C)
+            deployed = [Answer.lost("interrupted")]
+        return protocol.HostRecord(
+            self.name, self.locked, tuple(deployed), self.rolled_back, self.lock_kept
+        )
+
+    @property
+    def unreachable(self) -> bool:
+        return any(answer.unreachable for answer in [self.locked, *self.deployed] if answer)
+
 
 @dataclass
 class Deploy:
-    """One rolling deploy across every host (DESIGN §1.4)."""
+    """One rolling deploy across every host."""
 
     hosts: Sequence[RemoteHost]
     root: str
@@ -125,13 +128,13 @@ class Deploy:
     document: Any
     checks: list[spec.Check]
     release: str
-    serial: Sequence[int | str] = (1, "50%", "100%")
+    serial: Sequence[int | str] = protocol.SERIAL
     restart: str | None = None
-    restart_timeout: float = 300
-    keep: int = 5
+    restart_timeout: float = protocol.RESTART_TIMEOUT
+    keep: int = protocol.KEEP_RELEASES
     scope: str = "all"
     shared: Sequence[str] = ()
-    max_unpacked: int | str = extract.DEFAULT_MAX_UNPACKED
+    max_unpacked: int | str = protocol.MAX_UNPACKED
     out: Out = print
     # The fab options a by-hand rollback of a stranded host needs (--restart, --sudo, ...).
     recovery_options: Sequence[str] = ()
@@ -139,109 +142,77 @@ class Deploy:
 
     def __post_init__(self) -> None:
         self.runs = [HostRun(host) for host in self.hosts]
+        self.holder = holder()
 
-    def _each(self, runs: list[HostRun], work: Callable[[HostRun], None]) -> None:
+    def _each(
+        self,
+        runs: list[HostRun],
+        work: Callable[[HostRun], Answer],
+        keep: Callable[[HostRun, Answer], None],
+    ) -> None:
+        """``work`` on every host at once; what it answers (or why it could not) is kept."""
         by_host = {id(run.remote): run for run in runs}
 
         def guarded(host: RemoteHost) -> None:
             run = by_host[id(host)]
             try:
-                work(run)
+                answer = work(run)
+            except HostError as exc:
+                answer = Answer.lost(exc.reason, unreachable=exc.kind == "unreachable")
+                self.out("[%s] %s" % (run.name, exc.reason))
             except Exception as exc:  # a surprise on one host is that host's failure
-                error = (
-                    exc
-                    if isinstance(exc, HostError)
-                    else HostError(
-                        run.name, "engine", "internal error: %s: %s" % (type(exc).__name__, exc)
-                    )
-                )
-                run.failure = run.failure or error.reason
-                run.unreachable = run.unreachable or error.kind == "unreachable"
-                self.out("[%s] %s" % (run.name, error.reason))
+                answer = Answer.lost("internal error: %s: %s" % (type(exc).__name__, exc))
+                self.out("[%s] %s" % (run.name, answer.error))
+            keep(run, answer)
 
         parallel([run.remote for run in runs], guarded)
 
-    # -- stages ---------------------------------------------------------------------------
-    def _lock(self, run: HostRun) -> None:
-        answer = run.remote.call(
-            {
-                "root": self.root,
-                "steps": [
-                    {"op": "lock", "release": self.release, "holder": holder(), "pid": os.getpid()}
-                ],
-            },
-            request_timeout(None),
-        )
-        if not answer["ok"]:
-            run.failure = step_error(answer)
-            self.out("[%s] not locked: %s" % (run.name, run.failure))
-            return
-        run.locked = True
-        run.info = answer.get("info", {})
+    def _call(
+        self, run: HostRun, steps: list[dict[str, Any]], timeout: float, **options: Any
+    ) -> Answer:
+        request = protocol.request(steps, root=self.root, host=run.name, **options)
+        return Answer(run.remote.call(request, timeout))
 
-    def _deploy_host(self, run: HostRun) -> None:
+    # -- stages ---------------------------------------------------------------------------
+    def _lock(self, run: HostRun) -> Answer:
+        answer = self._call(
+            run, [protocol.lock(self.release, self.holder, os.getpid())], request_timeout(None)
+        )
+        if not answer.ok:
+            self.out("[%s] not locked: %s" % (run.name, answer.error))
+        return answer
+
+    def _deploy_host(self, run: HostRun) -> Answer:
         run.started = True
-        present = {entry["id"] for entry in run.info.get("releases", []) if entry.get("present")}
-        steps: list[dict[str, Any]] = []
+        present = {
+            entry["id"] for entry in run.locked.info.get("releases", []) if entry.get("present")
+        }
         done = []
         if self.release not in present:
-            # Under sudo the login user uploads to /tmp; an unguessable name keeps another
-            # user from planting the file first.
-            directory = "/tmp" if run.remote.sudo else self.root + "/.smokegate"
-            upload = "%s/upload-%s-%s.tar.gz" % (directory, self.release, secrets.token_hex(8))
-            run.upload = upload
-            run.remote.put(self.artifact, upload)
+            # Under sudo the login user uploads to /tmp, where the unguessable name keeps
+            # another user from planting the file first.
+            directory = (
+                "/tmp" if run.remote.sudo else "%s/%s" % (self.root, protocol.UPLOAD_DIRECTORY)
+            )
+            run.upload = protocol.upload_path(directory, self.release)
+            run.remote.put(self.artifact, run.upload)
             done.append("uploaded")
-            steps.append(
-                {
-                    "op": "create",
-                    "release": self.release,
-                    "archive": upload,
-                    "shared": list(self.shared),
-                    "max_unpacked": self.max_unpacked,
-                }
-            )
-        steps.append({"op": "activate", "release": self.release})
-        if self.restart:
-            steps.append(
-                {
-                    "op": "restart",
-                    "command": self.restart,
-                    "timeout": self.restart_timeout,
-                    "when": "changed",
-                }
-            )
-        steps.append(smoke_step(self.document))
-        steps.append({"op": "good", "release": self.release})
-        budget = self._budget(with_upload=run.upload is not None)
-        answer = run.remote.call(
-            {"root": self.root, "host": run.name, "steps": steps, "budget": budget},
-            budget + SLACK_SECONDS,
+        steps = protocol.deploy_steps(
+            self.release,
+            upload=run.upload,
+            shared=self.shared,
+            max_unpacked=self.max_unpacked,
+            restart_command=self.restart,
+            restart_timeout=self.restart_timeout,
+            document=self.document,
         )
-        for step in answer["steps"]:
-            if step["ok"] and step.get("changed"):
-                done.append(
-                    {"create": "unpacked", "activate": "switched", "restart": "restarted"}.get(
-                        step["op"], ""
-                    )
-                )
-        smoke_done = step_of(answer, "smoke")
-        if smoke_done and "report" in smoke_done:
-            report = smoke_done["report"]
-            done.append(
-                "smoke %s (%d/%d passed)"
-                % (
-                    "ok" if report["ok"] else "FAILED",
-                    report["summary"]["passed"],
-                    report["summary"]["total"],
-                )
-            )
-        self.out("[%s] %s" % (run.name, ", ".join(word for word in done if word)))
-        if answer["ok"]:
-            run.verified = True
-        else:
-            run.failure = step_error(answer)
-            self.out("[%s] FAILED: %s" % (run.name, run.failure))
+        budget = self._budget(with_upload=run.upload is not None)
+        answer = self._call(run, steps, budget + SLACK_SECONDS, budget=budget)
+        done.append(answer.progress())
+        self.out("[%s] %s" % (run.name, ", ".join(done)))
+        if not answer.ok:
+            self.out("[%s] FAILED: %s" % (run.name, answer.error))
+        return answer
 
     def _budget(self, with_upload: bool) -> float:
         """Seconds a host's deploy request may take: unpack, restart, smoke."""
@@ -254,57 +225,38 @@ class Deploy:
         # +1: the run's own deadline margin; +5: switching, marking and interpreter start.
         return unpack + restart + runner.worst_case_seconds(self.checks) + 6
 
-    def _roll_back(self, run: HostRun) -> None:
-        steps = rollback_steps(
+    def _roll_back(self, run: HostRun) -> Answer:
+        steps = protocol.rollback_steps(
             self.release,
-            None,
-            "failed the smoke gate of its rolling deploy",
-            self.restart,
-            self.restart_timeout,
-            self.document,
-            None,
-            self.release,
-            holder(),
+            reason=protocol.DEPLOY_FAILED,
+            restart_command=self.restart,
+            restart_timeout=self.restart_timeout,
+            document=self.document,
+            unlock_release=self.release,
+            holder=self.holder,
+            # An upload the failed request may not have unpacked (and removed).
+            upload=run.upload,
         )
-        if run.upload:  # an upload the failed request may not have unpacked (and removed)
-            steps.insert(0, {"op": "discard", "path": run.upload, "continue": True})
-        try:
-            answer = run.remote.call(
-                {"root": self.root, "host": run.name, "steps": steps},
-                request_timeout(self.checks, self.restart_timeout if self.restart else 0),
-            )
-        except HostError as exc:
-            run.rollback = RollbackOutcome(run.name, error=exc)
-        else:
-            run.rollback = RollbackOutcome(run.name, answer=answer)
-        self.out("[%s] %s: %s" % (run.name, run.rollback.title().lower(), run.rollback.describe()))
+        timeout = request_timeout(self.checks, self.restart_timeout if self.restart else 0)
+        answer = self._call(run, steps, timeout)
+        outcome = protocol.rollback_outcome(run.name, answer)
+        self.out("[%s] %s: %s" % (run.name, outcome.label.lower(), outcome.reason))
+        return answer
 
-    def _release_lock(self, run: HostRun, steps: list[dict[str, Any]]) -> None:
+    def _close(self, run: HostRun, steps: list[dict[str, Any]]) -> Answer:
         """Run the closing steps (ending with unlock); note a lock that stayed held."""
-        try:
-            answer = run.remote.call({"root": self.root, "steps": steps}, request_timeout(None))
-        except HostError as exc:
-            run.lock_kept = True
-            self.out("[%s] lock not released: %s" % (run.name, exc.reason))
-            return
-        for step in answer["steps"]:
+        answer = self._call(run, steps, request_timeout(None))
+        for step in answer.steps:
             if not step["ok"]:
-                self.out("[%s] %s failed: %s" % (run.name, step["op"], step.get("error")))
-        unlocked = step_of(answer, "unlock")
+                self.out("[%s] %s failed: %s" % (run.name, step["stage"], step.get("error")))
+        return answer
+
+    def _keep_close(self, run: HostRun, answer: Answer) -> None:
+        unlocked = answer.step(protocol.UNLOCK)
         if unlocked is None or not unlocked["ok"]:
             run.lock_kept = True
-
-    def _finish(self, run: HostRun) -> None:
-        self._release_lock(
-            run,
-            [
-                {"op": "prune", "keep": self.keep, "continue": True},
-                {"op": "unlock", "release": self.release, "holder": holder()},
-            ],
-        )
-
-    def _unlock(self, run: HostRun) -> None:
-        self._release_lock(run, [{"op": "unlock", "release": self.release, "holder": holder()}])
+            if not answer.reached:
+                self.out("[%s] lock not released: %s" % (run.name, answer.error))
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> bool:
@@ -319,8 +271,8 @@ class Deploy:
                 " | ".join(" ".join(run.name for run in batch) for batch in plan),
             )
         )
-        self._each(self.runs, self._lock)
-        halted = any(not run.locked for run in self.runs)
+        self._each(self.runs, self._lock, lambda run, answer: setattr(run, "locked", answer))
+        halted = any(not run.locked.ok for run in self.runs)
         if halted:
             self.out("smokegate: not every host could be locked; no host was changed")
         else:
@@ -329,18 +281,18 @@ class Deploy:
                     self.out(
                         "batch %d/%d: %s" % (number, len(plan), " ".join(run.name for run in batch))
                     )
-                    self._each(batch, self._deploy_host)
-                    if any(not run.verified for run in batch):
+                    self._each(
+                        batch, self._deploy_host, lambda run, answer: run.deployed.append(answer)
+                    )
+                    if any(not run.record().verified for run in batch):
                         halted = True
                         break
             except KeyboardInterrupt:  # an operator's stop is a failed deploy: put hosts back
                 halted = True
                 self.out("smokegate: interrupted; rolling back")
-                for run in self.runs:
-                    if run.started and not run.verified and run.failure is None:
-                        run.failure = "interrupted"
         if not halted:
-            self._each(self.runs, self._finish)
+            finish = protocol.finish_steps(self.release, self.holder, self.keep)
+            self._each(self.runs, lambda run: self._close(run, finish), self._keep_close)
             self.out(
                 "smokegate: release %s is live on %s"
                 % (self.release, ", ".join(run.name for run in self.runs))
@@ -353,63 +305,42 @@ class Deploy:
                 )
             return True
 
-        failed = [run for run in self.runs if run.failure is not None]
+        records = {run.name: run.record() for run in self.runs}
         # A host that dropped its connection is tried again: a blip must not leave it on a
         # release that failed elsewhere.
-        scope = [run for run in self.runs if run.started and (self.scope == "all" or run in failed)]
+        scope = [
+            run
+            for run in self.runs
+            if run.started and (self.scope == "all" or not records[run.name].verified)
+        ]
         if scope:
             self.out("smokegate: rolling back %s" % ", ".join(run.name for run in scope))
-            self._each(scope, self._roll_back)
-        rest = [run for run in self.runs if run.locked and run not in scope and not run.unreachable]
-        self._each(rest, self._unlock)
+            self._each(
+                scope, self._roll_back, lambda run, answer: setattr(run, "rolled_back", answer)
+            )
+        rest = [
+            run for run in self.runs if run.locked.ok and run not in scope and not run.unreachable
+        ]
+        unlock = [protocol.unlock(self.release, self.holder)]
+        self._each(rest, lambda run: self._close(run, unlock), self._keep_close)
         self.out(self.summary())
         return False
 
     def summary(self) -> str:
-        lines = ["smokegate: release %s did not go out" % self.release]
-        for run in self.runs:
-            if run.unreachable:
-                lines.append("  UNREACHABLE %s: %s" % (run.name, run.failure))
-            elif run.failure is not None and not run.locked:
-                lines.append("  NOT LOCKED %s: %s" % (run.name, run.failure))
-            elif run.failure is not None and run.started:
-                lines.append("  FAILED %s: %s" % (run.name, run.failure))
-        for run in self.runs:
-            if run.rollback is not None:
-                lines.append(
-                    "  %s %s: %s" % (run.rollback.title(), run.name, run.rollback.describe())
-                )
-            elif run.verified:
-                lines.append(
-                    "  KEPT %s: stays on %s (rollback scope: failed)" % (run.name, self.release)
-                )
-            elif not run.started and run.locked:
-                lines.append("  UNTOUCHED %s: its batch never started" % run.name)
-        locked = [run.name for run in self.runs if run.lock_kept]
-        if locked:
-            lines.append(
-                "  STILL LOCKED %s: remove %s/.smokegate/lock there once no deploy is running"
-                % (", ".join(locked), self.root)
+        def recovery(stranded: list[str]) -> str:
+            return shlex.join(
+                [
+                    "fab",
+                    "-H",
+                    ",".join(stranded),
+                    "rollback",
+                    "--root",
+                    self.root,
+                    "--release",
+                    self.release,
+                    *self.recovery_options,
+                ]
             )
-        stranded = [
-            run.name
-            for run in self.runs
-            if run.rollback is not None and not run.rollback.switched_back
-        ]
-        if stranded:
-            command = [
-                "fab",
-                "-H",
-                ",".join(stranded),
-                "rollback",
-                "--root",
-                self.root,
-                "--release",
-                self.release,
-                *self.recovery_options,
-            ]
-            lines.append(
-                "  when %s answer%s again: %s"
-                % (", ".join(stranded), "" if len(stranded) > 1 else "s", shlex.join(command))
-            )
-        return "\n".join(lines)
+
+        records = [run.record() for run in self.runs]
+        return "\n".join(protocol.summary(self.release, records, self.root, self.scope, recovery))

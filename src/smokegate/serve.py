@@ -40,7 +40,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 
-from smokegate.engine import report, runner, spec
+from smokegate.engine import protocol, report, runner, spec
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -197,7 +197,7 @@ class HealthHandler(BaseHTTPRequestHandler):
             body = report.render_prometheus([result], timestamp=finished) + "\n"
             self._send(200, PROMETHEUS_TYPE, body, with_body=with_body)
             return
-        status = 200 if result["ok"] else 503
+        status = 200 if protocol.host_ok(result) else 503
         if "application/json" in self.headers.get("Accept", ""):
             body = json.dumps(result, indent=2) + "\n"
             self._send(status, "application/json", body, with_body=with_body)

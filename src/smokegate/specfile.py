@@ -57,6 +57,25 @@ def _parse_yaml(path: str, text: str) -> Any:
         raise SpecFileError("%s is not valid YAML: %s" % (path, problem)) from None
 
 
+def unknown_only(checks: list[spec.Check], only: list[str] | None, path: str) -> list[str]:
+    """A message for each ``--only`` name the spec has no check of, with the closest one.
+
+    >>> checks = spec.parse_spec([{"name": "db port", "tcp": {"host": "db", "port": 5432}}])
+    >>> unknown_only(checks, ["db prot"], "smoke.yml")
+    ["--only: no check named 'db prot' in smoke.yml; did you mean 'db port'?"]
+    """
+    import difflib
+
+    names = [check.name for check in checks]
+    hints = []
+    for name in only or ():
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = "; did you mean %r?" % close[0] if close else ""
+            hints.append("--only: no check named %r in %s%s" % (name, path, hint))
+    return hints
+
+
 def load_checks(path: str) -> list[spec.Check]:
     """Validated checks from a spec file; raises SpecFileError or spec.SpecError."""
     return spec.parse_spec(read_document(path))

@@ -20,17 +20,16 @@ from __future__ import annotations
 import os
 import sys
 import tarfile
-import time
 from typing import Any
 
 from fabric import Connection
 from invoke import Exit
 
 from smokegate import fleet, remote, rollout
-from smokegate.engine import extract, report, spec, units
+from smokegate.engine import protocol, report, spec, units
 from smokegate.engine import releases as release_dirs
 from smokegate.fabric.executor import fleet_task
-from smokegate.specfile import SpecFileError, read_document
+from smokegate.specfile import SpecFileError, read_document, unknown_only
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 FORMATS = ("human", "json", "junit", "tap", "nagios", "prometheus")
@@ -39,9 +38,11 @@ EXECUTOR_HINT = (
     "to the fabric.yaml beside your fabfile"
 )
 
+SERIAL = ",".join(str(size) for size in protocol.SERIAL)
 RESTART_HELP = {
     "restart": "shell command run in the release directory after a switch",
-    "restart-timeout": "seconds the restart command may take (default: 300)",
+    "restart-timeout": "seconds the restart command may take (default: %g)"
+    % protocol.RESTART_TIMEOUT,
 }
 COMMON_HELP = {
     "sudo": "run the engine with sudo on the hosts (a password comes from "
@@ -83,18 +84,13 @@ def _load_spec(path: str) -> tuple[Any, list[spec.Check]]:
         ) from None
 
 
-def _color() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
 def _smoke_options(
     checks: str, only: list[str] | None, deadline: str
 ) -> tuple[Any, list[spec.Check], float | None]:
     document, parsed = _load_spec(checks)
-    names = {check.name for check in parsed}
-    unknown = [name for name in only or [] if name not in names]
-    if unknown:
-        raise _usage("--only: no check named %s in %s" % (", ".join(map(repr, unknown)), checks))
+    hints = unknown_only(parsed, only, checks)
+    if hints:
+        raise _usage("\n  ".join(hints))
     try:
         bound = float(deadline) if deadline else None
     except ValueError:
@@ -144,12 +140,12 @@ def smoke(
         results = fleet.smoke(hosts, document, parsed, only=only, deadline=bound)
     finally:
         _close(hosts)
-    print(report.render(format, results, color=format == "human" and _color()))
+    print(report.render(format, results, color=format == "human" and report.use_color(sys.stdout)))
     if format == "nagios":
         status = report.nagios_status(results)
         if status:
             raise Exit(code=status)
-    elif not all(result["ok"] for result in results):
+    elif not protocol.fleet_ok(results):
         raise Exit(code=EXIT_FAILED)
 
 
@@ -162,15 +158,16 @@ def smoke(
         "checks": "the smoke spec that gates every batch (required)",
         "release": "the release id (default: a UTC timestamp, the same on every host)",
         "serial": "batch sizes, host counts or percentages; the last one repeats "
-        "(default: 1,50%,100%: a canary first)",
+        "(default: %s: a canary first)" % SERIAL,
         **RESTART_HELP,
-        "keep": "releases to keep on each host after a good deploy (default: 5)",
+        "keep": "releases to keep on each host after a good deploy (default: %d)"
+        % protocol.KEEP_RELEASES,
         "rollback-scope": "all (default): every host that got the release; failed: "
         "only the hosts that failed",
         "shared": "PATH: a path in the release linked to <root>/shared (repeat for more; "
         "a trailing / creates a missing directory)",
         "max-unpacked": "refuse an artifact whose contents are larger than this "
-        "(bytes or 500M, 2GiB, ...; default: %s)" % extract.DEFAULT_MAX_UNPACKED,
+        "(bytes or 500M, 2GiB, ...; default: %s)" % protocol.MAX_UNPACKED,
         **COMMON_HELP,
     },
 )
@@ -180,13 +177,13 @@ def deploy(
     root: str = "",
     checks: str = "",
     release: str = "",
-    serial: str = "1,50%,100%",
+    serial: str = SERIAL,
     restart: str = "",
-    restart_timeout: int = 300,
-    keep: int = 5,
+    restart_timeout: float = protocol.RESTART_TIMEOUT,
+    keep: int = protocol.KEEP_RELEASES,
     rollback_scope: str = "all",
     shared: list[str] | None = None,
-    max_unpacked: str = extract.DEFAULT_MAX_UNPACKED,
+    max_unpacked: str = protocol.MAX_UNPACKED,
     sudo: bool = False,
     python: str = "python3",
 ) -> None:
@@ -208,11 +205,11 @@ def deploy(
         raise _usage("deploy needs %s" % ", ".join(missing))
     if not os.path.isfile(artifact) or not tarfile.is_tarfile(artifact):
         raise _usage("--artifact %s is not a .tar.gz on this machine" % artifact)
-    if rollback_scope not in ("all", "failed"):
-        raise _usage("--rollback-scope must be all or failed")
+    if rollback_scope not in protocol.ROLLBACK_SCOPES:
+        raise _usage("--rollback-scope must be %s" % " or ".join(protocol.ROLLBACK_SCOPES))
     if int(keep) < 1:
         raise _usage("--keep must be at least 1")
-    release = release or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    release = release or protocol.release_id()
     try:
         release_dirs.valid_id(release)
         batch_sizes = rollout.parse_serial(serial)
@@ -272,7 +269,7 @@ def rollback(
     release: str = "",
     checks: str = "",
     restart: str = "",
-    restart_timeout: int = 300,
+    restart_timeout: float = protocol.RESTART_TIMEOUT,
     sudo: bool = False,
     python: str = "python3",
 ) -> None:
@@ -305,9 +302,9 @@ def rollback(
         )
     finally:
         _close(hosts)
-    for outcome in outcomes:
-        print("%s %s: %s" % (outcome.title(), outcome.host, outcome.describe()))
-    if not all(outcome.ok for outcome in outcomes):
+    for outcome, _answer in outcomes:
+        print(outcome)
+    if not all(answer.ok for _outcome, answer in outcomes):
         raise Exit(code=EXIT_FAILED)
 
 
