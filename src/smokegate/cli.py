@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _use_color(stream) -> bool:  # type: ignore[no-untyped-def]
-    # https://no-color.org: any non-empty NO_COLOR turns colour off.
+    # Any non-empty NO_COLOR turns colour off, as in other tools that honour the variable.
     return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 

@@ -1,4 +1,4 @@
-"""One rolling deploy across many hosts over SSH, with the semantics of DESIGN §1.4.
+"""One rolling deploy across many hosts over SSH, as smokegate.core.rolling_deploy does it.
 
 Lock every host; deploy in batches (upload, unpack, switch, restart, smoke); at the first
 failure stop, roll back the hosts in scope, smoke them again and summarize.
@@ -117,7 +117,7 @@ class HostRun:
 
 @dataclass
 class Deploy:
-    """One rolling deploy across every host (DESIGN §1.4)."""
+    """One rolling deploy across every host: lock all, deploy in batches, roll back on failure."""
 
     hosts: Sequence[RemoteHost]
     root: str
