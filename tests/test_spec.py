@@ -265,6 +265,7 @@ def test_hostile_spec_files_are_spec_errors_at_once(tmp_path: Path):
                 capture_output=True,
                 text=True,
                 timeout=20,
+                check=False,
             )
             shown = getattr(completed, stream)
             assert completed.returncode == code, (name, options, completed.stderr[-2000:])
@@ -276,6 +277,7 @@ def test_hostile_spec_files_are_spec_errors_at_once(tmp_path: Path):
         capture_output=True,
         text=True,
         timeout=20,
+        check=False,
     )
     assert completed.returncode == 2 and expected["bomb.yml"] in completed.stderr
 
