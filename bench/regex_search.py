@@ -29,7 +29,7 @@ CASES = [
 
 def microseconds(rounds: int, function: Callable[..., object], *args: object) -> list[float]:
     samples = []
-    for _index in range(rounds):
+    for _round in range(rounds):
         started = time.perf_counter()
         function(*args)
         samples.append(1e6 * (time.perf_counter() - started))
@@ -43,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
 
     idle = threading.Event()
-    for _index in range(20):
+    for _thread in range(20):
         threading.Thread(target=idle.wait, daemon=True).start()
     probe = probes.SystemProbe()
     lines = [

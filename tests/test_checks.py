@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import SECRET_HEADER
+from fake_probe import FakeProbe
 
+from ansible_collections.smokegate.core.plugins.module_utils.checks import CHECK_TYPES, Attempt
 from smokegate.engine import runner, spec
 
 
@@ -19,6 +21,62 @@ def run(*checks: dict, **kwargs) -> dict[str, dict]:
 
 def status_and_message(result: dict) -> tuple[str, str]:
     return result["status"], result["message"]
+
+
+# --- any check, handed a fake probe -------------------------------------------------------
+def compare(type_name: str, fields: dict, check_mode: bool = False) -> tuple[str, str]:
+    """A check's outcome on the fake probe's machine: what the check read, it read from it."""
+    [check] = spec.parse_spec([{"name": "fake", type_name: fields}])
+    comparer = CHECK_TYPES[type_name].compare
+    outcome = comparer(check.params, FakeProbe(), Attempt.until(5, check_mode))
+    return outcome.status, outcome.message
+
+
+EXAMPLE_MESSAGES = {
+    "mount": "/srv/uploads is mounted (nfs4 from fs1:/uploads, writable)",
+    "disk": "8 GiB (12.5%) free on /srv",
+    "env": "DATABASE_URL is set in /srv/app/shared/app.env and matches ^postgres://",
+    "binary": "ffmpeg 6.1.1-3 satisfies >=6.0,<9 (/usr/bin/ffmpeg)",
+    "dns": "db.internal resolves to 10.0.0.5, 10.0.0.6",
+    "tcp": "db.internal:5432 accepts connections (1.2 ms)",
+    "http": "GET http://127.0.0.1:8000/healthz returned 200 and the body matches ok",
+}
+
+
+@pytest.mark.parametrize("type_name", list(CHECK_TYPES))
+def test_each_types_example_passes_on_a_fake_probe_that_says_so(type_name: str):
+    assert compare(type_name, CHECK_TYPES[type_name].example) == (
+        "pass",
+        EXAMPLE_MESSAGES[type_name],
+    )
+
+
+def test_checks_fail_on_what_a_fake_probe_read_not_on_this_machine():
+    assert compare("mount", {"path": "/srv/gone"}) == ("fail", "/srv/gone does not exist")
+    assert compare("mount", {"path": "/srv"}) == (
+        "fail",
+        "/srv is not a mount point (it is on /, ext4)",
+    )
+    assert compare("mount", {"path": "/", "writable": True}) == (
+        "fail",
+        "/: cannot write to /: Permission denied",
+    )
+    assert compare("mount", {"path": "/", "writable": True}, check_mode=True) == (
+        "pass",
+        "/ is mounted (ext4 from /dev/vda1, write test skipped in check mode)",
+    )
+    assert compare("disk", {"path": "/srv/gone", "min_free": 1}) == (
+        "fail",
+        "/srv/gone does not exist",
+    )
+    assert compare("disk", {"path": "/srv", "min_free": "9GiB"}) == (
+        "fail",
+        "8 GiB free on /srv, need 9 GiB",
+    )
+    assert compare("tcp", {"host": "db.internal", "port": 5433}) == (
+        "fail",
+        "connection to db.internal:5433 refused",
+    )
 
 
 # --- mount ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""docs/checks.md: generated from the schema, its examples valid, its failure messages real."""
+"""docs/checks.md: generated from the check types, its examples valid, its failure messages real."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import REPO, run_cli
 
-from ansible_collections.smokegate.core.plugins.module_utils import schema, spec
+from ansible_collections.smokegate.core.plugins.module_utils import checks, schema, spec
 
 DOC = REPO / "docs" / "checks.md"
 PLACEHOLDER = re.compile(r"<[a-z][a-z ]*>")
@@ -84,7 +84,7 @@ def message_pattern(documented: str) -> re.Pattern[str]:
     return re.compile(".+".join(re.escape(part) for part in PLACEHOLDER.split(documented)))
 
 
-# Both are generated from the schema: docs/checks.md and the smoke module's check options.
+# Both are generated from the check types: docs/checks.md and the smoke module's check options.
 @pytest.mark.parametrize("generator", ["gen-check-docs", "sync-module-docs"])
 def test_generated_docs_are_up_to_date(generator: str):
     completed = subprocess.run(
@@ -102,9 +102,9 @@ def test_generated_docs_are_up_to_date(generator: str):
     ids=lambda value: value.splitlines()[1] if "\n" in value else value,
 )
 def test_every_documented_spec_parses_with_the_spec_parser(section: str, text: str):
-    checks = spec.parse_spec(yaml.safe_load(text))
-    if section in schema.CHECK_TYPES:
-        assert [check.type for check in checks] == [section]
+    parsed = spec.parse_spec(yaml.safe_load(text))
+    if section in checks.CHECK_TYPES:
+        assert [check.type for check in parsed] == [section]
 
 
 @pytest.mark.parametrize(
@@ -136,14 +136,15 @@ def test_documented_failure_messages_are_what_the_engine_prints(
     assert message_pattern(message).fullmatch(result["message"]), (result["message"], message)
 
 
-def test_every_type_field_and_kind_of_the_schema_is_documented():
+def test_exactly_the_registered_types_fields_and_kinds_are_documented():
     found = sections()
+    assert list(found) == ["Common keys", *checks.CHECK_TYPES, "Kinds of value"]
     tables = [("Common keys", schema.COMMON_FIELDS)] + [
-        (name, check_type.fields) for name, check_type in schema.CHECK_TYPES.items()
+        (name, check_type.fields) for name, check_type in checks.CHECK_TYPES.items()
     ]
     example_sections = [section for section, _text in EXAMPLES]
     failing_sections = [section for section, _text, _status, _message in FAILING]
-    for name, check_type in schema.CHECK_TYPES.items():
+    for name, check_type in checks.CHECK_TYPES.items():
         assert name in found, "no section for the %s check" % name
         assert check_type.doc.strip(), "the %s check has no description" % name
         assert check_type.doc in found[name]
@@ -155,6 +156,7 @@ def test_every_type_field_and_kind_of_the_schema_is_documented():
             for cells in (CELL_SEPARATOR.split(line) for line in found[section].splitlines())
             if len(cells) > 2
         }
+        assert [row for row in rows if row.startswith("`")] == ["`%s`" % name for name in fields]
         for field in fields.values():
             assert field.doc.strip(), "%s.%s has no description" % (section, field.name)
             row = rows.get("`%s`" % field.name)

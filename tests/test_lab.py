@@ -97,7 +97,8 @@ def test_disk_full_while_unpacking_on_one_host(fleet: LabFleet, lab: Path):
         run = fleet.playbook("rolling_deploy", **artifact_vars)
         assert run.returncode != 0
         assert re.search(
-            r"disk full: the archive needs 8(\.\d)? MiB in /srv/app/releases, \d(\.\d)? MiB free", run.output
+            r"disk full: the archive needs 8(\.\d)? MiB in /srv/app/releases, \d(\.\d)? MiB free",
+            run.output,
         )
         assert fleet.current("web2") == "v1"
         assert fleet.releases_on_disk("web2") == ["v1"]

@@ -19,11 +19,9 @@ from ansible_collections.smokegate.core.plugins.module_utils.argspec import (
     check_options,
     smoke_argument_spec,
 )
+from ansible_collections.smokegate.core.plugins.module_utils.checks import CHECK_TYPES
 from ansible_collections.smokegate.core.plugins.module_utils.releases import DeployRoot
-from ansible_collections.smokegate.core.plugins.module_utils.schema import (
-    CHECK_TYPES,
-    COMMON_FIELDS,
-)
+from ansible_collections.smokegate.core.plugins.module_utils.schema import COMMON_FIELDS
 from ansible_collections.smokegate.core.plugins.modules import release, release_info, smoke
 
 MODULES = sorted(path.stem for path in (REPO / "plugins" / "modules").glob("*.py"))
@@ -224,11 +222,12 @@ def test_ansible_doc_of_the_installed_collection_shows_every_option(name: str):
     assert shown_options(name) == option_tree(argument_spec_of(module))
 
 
-def test_ansible_doc_of_the_smoke_module_shows_every_check_type_and_field():
-    schema: dict = {name: {} for name in COMMON_FIELDS}
+def test_argument_spec_and_ansible_doc_show_exactly_the_registered_check_types_and_fields():
+    registered: dict = {name: {} for name in COMMON_FIELDS}
     for name, check_type in CHECK_TYPES.items():
-        schema[name] = {field: {} for field in check_type.fields}
-    assert shown_options("smoke")["checks"] == schema
+        registered[name] = {field: {} for field in check_type.fields}
+    assert option_tree(smoke_argument_spec()["checks"]["options"]) == registered
+    assert shown_options("smoke")["checks"] == registered
 
 
 @pytest.mark.parametrize("role", ["smoke", "deploy", "rollback"])

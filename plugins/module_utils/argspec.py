@@ -1,6 +1,9 @@
 # Copyright: smokegate contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The smoke module's argument_spec and option docs, derived from the one schema.
+"""The smoke module's argument_spec and option docs, derived from the check types.
+
+Every check type registered in checks.CHECK_TYPES is an option of ``checks``, its fields
+the option's suboptions; the common keys come from schema.COMMON_FIELDS.
 
 scripts/sync-module-docs writes ``doc_options()`` into the module's DOCUMENTATION and a
 test fails when they differ, so ansible-doc, the argument_spec and the validator agree.
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from .schema import CHECK_TYPES, COMMON_FIELDS, Field
+from .checks import CHECK_TYPES
+from .schema import COMMON_FIELDS, Field
 from .urls import userinfo_forms
 
 # How each schema kind reaches Ansible. "raw" where a spec accepts two shapes

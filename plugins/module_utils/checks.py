@@ -1,28 +1,44 @@
 # Copyright: smokegate contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What each check type compares, and the message it writes.
+"""Every check type: the fields a user writes, what it compares and the message it writes.
 
-A check gets its validated fields, a probe (probes.py) and an attempt context; it
-returns an Outcome whose message says what was observed and what was expected. Checks
-never read the system themselves and never put a secret in a message.
+This module is the one registry of check types, CHECK_TYPES. Each type is declared once,
+by ``declare`` on its comparer: name, description, fields, example and comparer go in
+together. Everything else that lists check types reads CHECK_TYPES: the validator (spec.py), the runner (the comparer to call, the secrets to
+redact), the smoke module's argument_spec and documented options (argspec.py,
+scripts/sync-module-docs) and docs/checks.md (scripts/gen-check-docs). schema.py holds the
+vocabulary the declarations are written in (kinds of value, Field, CheckType, the common
+keys). The registry lives here rather than there so that whoever imports it gets every
+type: there is no table that another module has to fill in first.
+
+A comparer gets the check's validated fields, a probe (probes.Probe) and an attempt; it
+returns an Outcome whose message says what was observed and what was expected. It reads
+nothing of the system itself, every read is a call on the probe, and it never puts a
+secret in a message. Adding a type is one declaration here plus the probe methods it
+needs (probes.Probe and SystemProbe), and a failing variant in scripts/gen-check-docs for
+its reference section.
 
 >>> from .probes import SystemProbe
->>> check_disk({"path": "/", "min_free": 1, "min_free_percent": None,
-...             "min_free_inodes_percent": None}, SystemProbe(), Attempt.until(5)).status
+>>> disk = CHECK_TYPES["disk"]
+>>> disk.compare({"path": "/", "min_free": 1, "min_free_percent": None,
+...               "min_free_inodes_percent": None}, SystemProbe(), Attempt.until(5)).status
 'pass'
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import re
 import socket
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
+from .schema import CheckType, Field
 from .units import format_percent, format_size
 from .urls import redact_url
+
+if TYPE_CHECKING:
+    from .probes import Probe
 
 PASS, FAIL, ERROR, TIMEOUT, SKIPPED = "pass", "fail", "error", "timeout", "skipped"
 
@@ -50,15 +66,57 @@ class Attempt(NamedTuple):
 
 
 Params = Dict[str, Any]
+Compare = Callable[[Params, "Probe", Attempt], Outcome]
+
+CHECK_TYPES: Dict[str, CheckType] = {}
+
+
+def declare(
+    name: str,
+    doc: str,
+    fields: List[Field],
+    example: Params,
+    requires_one_of: Tuple[str, ...] = (),
+) -> Callable[[Compare], Compare]:
+    """Register a check type in CHECK_TYPES: its schema, and the decorated function as its
+    comparer. Types are listed (in errors, options, docs) in the order they are declared."""
+
+    def register(compare: Compare) -> Compare:
+        CHECK_TYPES[name] = CheckType(name, doc, fields, example, compare, requires_one_of)
+        return compare
+
+    return register
 
 
 def _problems(problems: List[str], ok_message: str) -> Outcome:
     return Outcome(FAIL, "; ".join(problems)) if problems else Outcome(PASS, ok_message)
 
 
-def check_mount(params: Params, probe: Any, attempt: Attempt) -> Outcome:
+@declare(
+    "mount",
+    "A path is a mount point (read from the mount table, so bind mounts count).",
+    [
+        Field("path", "path", "Mount point that must exist.", required=True),
+        Field("fstype", "strlist", "Allowed filesystem type or list of types."),
+        Field("options", "list", "Mount options that must all be present, e.g. [rw]."),
+        Field("source", "str", "Expected mount source (device, export or bind root)."),
+        Field(
+            "writable",
+            "bool",
+            "Create and remove a temporary file under the mount point.",
+            default=False,
+        ),
+    ],
+    example={
+        "path": "/srv/uploads",
+        "fstype": ["nfs4", "ext4"],
+        "options": ["rw"],
+        "writable": True,
+    },
+)
+def check_mount(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     path = params["path"]
-    if not os.path.exists(path):
+    if not probe.exists(path):
         return Outcome(FAIL, "%s does not exist" % path)
     entry = probe.mount_at(path)
     if entry is None:
@@ -89,9 +147,29 @@ def check_mount(params: Params, probe: Any, attempt: Attempt) -> Outcome:
     )
 
 
-def check_disk(params: Params, probe: Any, attempt: Attempt) -> Outcome:
+@declare(
+    "disk",
+    "Free space and free inodes on the filesystem holding a path.",
+    [
+        Field("path", "path", "Any path on the filesystem to measure.", required=True),
+        Field(
+            "min_free",
+            "size",
+            "Free bytes available to unprivileged users (500M, 2GiB, 10GB).",
+        ),
+        Field("min_free_percent", "percent", "Free space as a percentage of the filesystem."),
+        Field(
+            "min_free_inodes_percent",
+            "percent",
+            "Free inodes as a percentage of all inodes.",
+        ),
+    ],
+    example={"path": "/srv", "min_free": "2GiB", "min_free_percent": 10},
+    requires_one_of=("min_free", "min_free_percent", "min_free_inodes_percent"),
+)
+def check_disk(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     path = params["path"]
-    if not os.path.exists(path):
+    if not probe.exists(path):
         return Outcome(FAIL, "%s does not exist" % path)
     usage = probe.disk_usage(path)
     problems = []
@@ -127,7 +205,18 @@ def check_disk(params: Params, probe: Any, attempt: Attempt) -> Outcome:
     )
 
 
-def check_env(params: Params, probe: Any, attempt: Attempt) -> Outcome:
+@declare(
+    "env",
+    "An environment variable is set (and matches a pattern); its value is never shown.",
+    [
+        Field("name", "str", "Variable name.", required=True),
+        Field("file", "path", "Read a KEY=VALUE env file instead of the process environment."),
+        Field("pattern", "regex", "Regular expression the value must match (re.search)."),
+        Field("allow_empty", "bool", "Accept a variable that is set but empty.", default=False),
+    ],
+    example={"name": "DATABASE_URL", "file": "/srv/app/shared/app.env", "pattern": "^postgres://"},
+)
+def check_env(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     # The value is a secret: it is read, compared and dropped, never formatted.
     name, source = params["name"], params["file"]
     where = " in %s" % source if source else " in the environment"
@@ -154,7 +243,7 @@ def check_env(params: Params, probe: Any, attempt: Attempt) -> Outcome:
     return Outcome(PASS, "%s is set%s" % (name, where))
 
 
-def _version_in(output: str, regex: Optional[str], probe: Any, attempt: Attempt) -> Optional[str]:
+def _version_in(output: str, regex: Optional[str], probe: Probe, attempt: Attempt) -> Optional[str]:
     """The version a program printed: the regex's first group, else its match."""
     if regex is None:
         # The engine's own pattern cannot run away on any output: searched in place.
@@ -166,7 +255,28 @@ def _version_in(output: str, regex: Optional[str], probe: Any, attempt: Attempt)
     return found.groups[0] if found.groups else found.text
 
 
-def check_binary(params: Params, probe: Any, attempt: Attempt) -> Outcome:
+@declare(
+    "binary",
+    "A command exists and, with version, reports a version inside a specifier.",
+    [
+        Field("name", "str", "Command on PATH, or an absolute path.", required=True),
+        Field("version", "version", "Version specifier such as '>=6.0,<9'."),
+        Field(
+            "args",
+            "list",
+            "Arguments that make it print its version (stdout and stderr are read).",
+            default=["--version"],
+        ),
+        Field("regex", "regex", "Where the version is: its first group, else its match."),
+    ],
+    example={
+        "name": "ffmpeg",
+        "version": ">=6.0,<9",
+        "args": ["-version"],
+        "regex": r"version (\S+)",
+    },
+)
+def check_binary(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     name = params["name"]
     path = probe.which(name)
     if path is None:
@@ -196,7 +306,23 @@ def check_binary(params: Params, probe: Any, attempt: Attempt) -> Outcome:
     return Outcome(PASS, "%s %s satisfies %s (%s)" % (name, found, wanted, path))
 
 
-def check_dns(params: Params, probe: Any, attempt: Attempt) -> Outcome:
+@declare(
+    "dns",
+    "A name resolves through the system resolver (and to the expected addresses).",
+    [
+        Field("name", "str", "Name to resolve.", required=True),
+        Field("addresses", "list", "Addresses that must all be among the resolved ones."),
+        Field(
+            "family",
+            "choice",
+            "Address family to ask for.",
+            default="any",
+            choices=("any", "ipv4", "ipv6"),
+        ),
+    ],
+    example={"name": "db.internal", "addresses": ["10.0.0.5"]},
+)
+def check_dns(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     name = params["name"]
     try:
         addresses = probe.resolve(name, params["family"])
@@ -214,11 +340,19 @@ def check_dns(params: Params, probe: Any, attempt: Attempt) -> Outcome:
     return Outcome(PASS, "%s resolves to %s" % (name, ", ".join(addresses)))
 
 
-def check_tcp(params: Params, probe: Any, attempt: Attempt) -> Outcome:
+@declare(
+    "tcp",
+    "A TCP port accepts connections.",
+    [
+        Field("host", "str", "Host name or address.", required=True),
+        Field("port", "port", "Port number.", required=True),
+    ],
+    example={"host": "db.internal", "port": 5432},
+)
+def check_tcp(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     host, port = params["host"], params["port"]
-    started = time.monotonic()
     try:
-        probe.tcp_connect(host, port, timeout=attempt.remaining())
+        seconds = probe.tcp_connect(host, port, timeout=attempt.remaining())
     except socket.gaierror as exc:
         return Outcome(FAIL, "%s does not resolve: %s" % (host, exc.strerror or exc))
     except ConnectionRefusedError:
@@ -229,13 +363,46 @@ def check_tcp(params: Params, probe: Any, attempt: Attempt) -> Outcome:
         if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return Outcome(FAIL, "%s:%d is unreachable: %s" % (host, port, exc.strerror))
         return Outcome(FAIL, "cannot connect to %s:%d: %s" % (host, port, exc.strerror or exc))
-    return Outcome(
-        PASS,
-        "%s:%d accepts connections (%.1f ms)" % (host, port, 1000 * (time.monotonic() - started)),
-    )
+    return Outcome(PASS, "%s:%d accepts connections (%.1f ms)" % (host, port, 1000 * seconds))
 
 
-def check_http(params: Params, probe: Any, attempt: Attempt) -> Outcome:
+@declare(
+    "http",
+    "An HTTP(S) request returns the expected status (and body).",
+    [
+        Field(
+            "url",
+            "url",
+            "http:// or https:// URL; a user:password@ in it is sent as Basic"
+            " authentication, percent-decoded, and never shown.",
+            required=True,
+        ),
+        Field("status", "statuses", "Expected status code or list of codes.", default=[200]),
+        Field("body", "regex", "Regular expression the response body must match."),
+        Field(
+            "method",
+            "choice",
+            "Request method.",
+            default="GET",
+            choices=("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"),
+        ),
+        Field(
+            "headers",
+            "headers",
+            "Request headers; values are secrets and never shown.",
+            secret=True,
+        ),
+        Field("follow_redirects", "bool", "Follow up to 5 redirects.", default=False),
+        Field(
+            "validate_certs",
+            "bool",
+            "Verify the server certificate for https.",
+            default=True,
+        ),
+    ],
+    example={"url": "http://127.0.0.1:8000/healthz", "status": 200, "body": "ok"},
+)
+def check_http(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     import http.client  # about 20 ms to import: only specs with http checks pay for it
 
     method, shown = params["method"], redact_url(params["url"])
@@ -282,14 +449,3 @@ def check_http(params: Params, probe: Any, attempt: Attempt) -> Outcome:
             % (method, shown, response.status, params["body"]),
         )
     return Outcome(PASS, "%s %s returned %d" % (method, shown, response.status))
-
-
-CHECKS: Dict[str, Callable[[Params, Any, Attempt], Outcome]] = {
-    "mount": check_mount,
-    "disk": check_disk,
-    "env": check_env,
-    "binary": check_binary,
-    "dns": check_dns,
-    "tcp": check_tcp,
-    "http": check_http,
-}

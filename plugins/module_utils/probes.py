@@ -2,11 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """How smokegate reads the system. The only module here that touches the OS.
 
-Checks (checks.py) receive a probe object and never read /proc, call the resolver,
-open sockets or run a spec's regex themselves (matcher.py forks for that), so a check
-can be handed a fake probe and a probe can be tested on real system state.
+``Probe`` is the interface: every method a check (checks.py) may call, and nothing else.
+``SystemProbe`` implements it on the machine it runs on. Checks never stat a path, read
+/proc, call the resolver, open sockets or run a spec's regex themselves (matcher.py forks
+for that): they are typed against ``Probe``, so a check can be handed any object with
+these methods (a fake machine in a test), and a probe can be tested on real system state.
 
 >>> probe = SystemProbe()
+>>> probe.exists("/"), probe.exists("/no/such/path")
+(True, False)
 >>> probe.mount_at("/").target
 '/'
 >>> parse_env_file('export A="x y" # note\\nB=2\\n')
@@ -21,7 +25,7 @@ import re
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Protocol, Tuple
 
 from .matcher import Found, search
 
@@ -197,8 +201,62 @@ class _Cutoff:
         self._timer.cancel()
 
 
+class Probe(Protocol):
+    """What a check may read of the system. A method raises OSError (or a subclass) when the
+    system refuses, and one that takes a ``timeout`` raises socket.timeout or TimeoutError
+    past it."""
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` names anything (a dangling symbolic link does not)."""
+
+    def mount_at(self, path: str) -> Optional[MountEntry]:
+        """The visible mount whose mount point is exactly ``path`` (after resolving links)."""
+
+    def mount_containing(self, path: str) -> Optional[MountEntry]:
+        """The mount that holds ``path``: the longest mount point above it."""
+
+    def try_write(self, directory: str) -> None:
+        """Create, write one byte to, and remove a temporary file in ``directory``."""
+
+    def disk_usage(self, path: str) -> DiskUsage:
+        """Space and inodes of the filesystem holding ``path``."""
+
+    def environ(self) -> Dict[str, str]:
+        """The process environment."""
+
+    def env_file(self, path: str) -> Dict[str, str]:
+        """The variables of a KEY=VALUE env file (see parse_env_file)."""
+
+    def which(self, name: str) -> Optional[str]:
+        """The executable a command name (on PATH) or an absolute path stands for, or None."""
+
+    def run(self, argv: List[str], timeout: float) -> Tuple[int, str]:
+        """Run argv (never a shell) and return its exit code and stdout+stderr; past the
+        timeout it is killed with everything it started."""
+
+    def search(self, pattern: str, text: str, timeout: float) -> Optional[Found]:
+        """A spec's regex searched in text, bounded by timeout even when it runs away."""
+
+    def resolve(self, name: str, family: str = "any") -> List[str]:
+        """Addresses from the system resolver, in resolver order; socket.gaierror if none."""
+
+    def tcp_connect(self, host: str, port: int, timeout: float) -> float:
+        """Connect and close; returns the seconds the connection took to be accepted."""
+
+    def http(
+        self,
+        method: str,
+        url: str,
+        headers: Dict[str, str],
+        timeout: float,
+        follow_redirects: bool = False,
+        validate_certs: bool = True,
+    ) -> HttpResponse:
+        """One request (and its redirects, when followed) within one deadline."""
+
+
 class SystemProbe:
-    """Reads the machine it runs on. ``use_psutil=False`` forces the stdlib fallbacks."""
+    """The Probe of the machine it runs on. ``use_psutil=False`` forces the stdlib fallbacks."""
 
     def __init__(self, use_psutil: bool = True) -> None:
         self._psutil = _import_psutil() if use_psutil else None
@@ -213,8 +271,10 @@ class SystemProbe:
         with open(MOUNTINFO) as handle:
             return parse_mountinfo(handle.read())
 
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
     def mount_at(self, path: str) -> Optional[MountEntry]:
-        """The visible mount whose mount point is exactly ``path`` (after resolving links)."""
         wanted = {os.path.normpath(path), os.path.realpath(path)}
         found = None
         for entry in self.mounts():
@@ -248,7 +308,6 @@ class SystemProbe:
         return DiskUsage(total, free, free_percent, stat.f_files, stat.f_favail)
 
     def try_write(self, directory: str) -> None:
-        """Create, write one byte to, and remove a temporary file; raises OSError."""
         # O_EXCL with a random name is what tempfile.mkstemp does, without its import cost.
         name = os.path.join(directory, ".smokegate-%d-%s" % (os.getpid(), os.urandom(6).hex()))
         handle = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -276,10 +335,7 @@ class SystemProbe:
         return shutil.which(name)
 
     def run(self, argv: List[str], timeout: float) -> Tuple[int, str]:
-        """Run argv (never a shell) and return its exit code and stdout+stderr.
-
-        Past the timeout, everything it started is killed with it (see kill_process_group).
-        """
+        # Past the timeout, everything it started is killed with it (see kill_process_group).
         import subprocess
 
         with subprocess.Popen(
@@ -299,19 +355,18 @@ class SystemProbe:
 
     # --- text ----------------------------------------------------------------------
     def search(self, pattern: str, text: str, timeout: float) -> Optional[Found]:
-        """A spec's regex searched in text, bounded by timeout even when it runs away."""
         return search(pattern, text, timeout)
 
     # --- network -------------------------------------------------------------------
     def resolve(self, name: str, family: str = "any") -> List[str]:
-        """Addresses from the system resolver (getaddrinfo), in resolver order."""
         wanted = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}[family]
         infos = socket.getaddrinfo(_host(name), None, wanted, socket.SOCK_STREAM)
         return list(dict.fromkeys(info[4][0] for info in infos))
 
-    def tcp_connect(self, host: str, port: int, timeout: float) -> None:
+    def tcp_connect(self, host: str, port: int, timeout: float) -> float:
+        started = time.monotonic()
         with socket.create_connection((_host(host), port), timeout=timeout):
-            pass
+            return time.monotonic() - started
 
     def http(
         self,

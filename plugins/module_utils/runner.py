@@ -24,13 +24,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
-from .checks import CHECKS, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
+from .checks import CHECK_TYPES, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
 from .protocol import blocks
-from .schema import CHECK_TYPES
 from .spec import Check
 from .urls import secret_forms
+
+if TYPE_CHECKING:
+    from .probes import Probe
 
 # How long past an attempt's deadline to wait for a probe that enforces the same
 # deadline itself (socket timeout, subprocess timeout) before abandoning its thread.
@@ -93,7 +95,7 @@ def _refusal(check: Check) -> Optional[Outcome]:
     return None
 
 
-def _attempt(check: Check, probe: Any, budget: float, check_mode: bool) -> Outcome:
+def _attempt(check: Check, probe: Probe, budget: float, check_mode: bool) -> Outcome:
     refusal = _refusal(check)
     if refusal is not None:
         return refusal
@@ -103,7 +105,7 @@ def _attempt(check: Check, probe: Any, budget: float, check_mode: bool) -> Outco
 
     def target() -> None:
         try:
-            box.append(CHECKS[check.type](check.params, probe, attempt))
+            box.append(CHECK_TYPES[check.type].compare(check.params, probe, attempt))
         except (socket.timeout, TimeoutError):
             box.append(Outcome(TIMEOUT, "no result within %s s" % _seconds(budget)))
         except Exception as exc:  # a probe failing in a way we did not foresee
@@ -125,7 +127,7 @@ def _seconds(value: float) -> str:
     return ("%.2f" % value).rstrip("0").rstrip(".")
 
 
-def _run_one(check: Check, probe: Any, check_mode: bool, deadline: float) -> Result:
+def _run_one(check: Check, probe: Probe, check_mode: bool, deadline: float) -> Result:
     started = time.monotonic()
     attempts = 0
     while True:
@@ -179,7 +181,7 @@ def is_ok(results: List[Result]) -> bool:
 
 def run_checks(
     checks: List[Check],
-    probe: Any = None,
+    probe: Optional[Probe] = None,
     host: Optional[str] = None,
     only: Optional[Iterable[str]] = None,
     deadline: Optional[float] = None,

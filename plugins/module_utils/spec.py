@@ -19,7 +19,8 @@ import re
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .schema import CHECK_TYPES, COMMON_FIELDS, Field
+from .checks import CHECK_TYPES
+from .schema import COMMON_FIELDS, Field
 from .units import VersionSpec, parse_size
 from .urls import url_problem
 

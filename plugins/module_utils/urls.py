@@ -3,7 +3,7 @@
 """Credentials in a URL (``http://user:password@host/``): where they end, and every form of
 them that must never be shown.
 
-A user or a password may hold any character percent-encoded (RFC 3986). An unencoded
+A user or a password may hold any character percent-encoded (``%40`` for ``@``). An unencoded
 ``#``, ``/`` or ``?`` ends the host part early: the rest of the password then reads as a
 port, path, query or fragment, the request would go to the wrong host, and that rest would
 show wherever the URL does. Such a URL is refused (``url_problem``), never guessed at.

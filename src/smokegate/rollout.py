@@ -1,4 +1,4 @@
-"""One rolling deploy across many hosts over SSH.
+"""One rolling deploy across many hosts over SSH, as smokegate.core.rolling_deploy does it.
 
 Lock every host; deploy in batches (upload, then one request: unpack, switch, restart,
 smoke, record good); at the first failure stop, roll back the hosts in scope (one request
@@ -120,7 +120,7 @@ class HostRun:
 
 @dataclass
 class Deploy:
-    """One rolling deploy across every host."""
+    """One rolling deploy across every host: lock all, deploy in batches, roll back on failure."""
 
     hosts: Sequence[RemoteHost]
     root: str
