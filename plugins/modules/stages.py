@@ -14,7 +14,7 @@ description:
     C(fab deploy) do; the first stage that fails stops the rest.
   - "Deploy stages: V(create) (unpack the uploaded O(artifact) as O(release), link
     O(shared) paths), V(activate) (switch C(current)), V(restart) (run O(restart_command) when
-    the switch changed something), V(smoke) (run the checks), V(good) (record the release as
+    the switch changed something), V(smoke) (run the checks, when there are any), V(good) (record the release as
     good). With pipelining the action uploads O(artifact) once and runs them all in one exec,
     without Ansible's module wrapper."
   - "Other stages: V(lock) and V(unlock) (the deploy lock, for O(release) and O(holder)),
