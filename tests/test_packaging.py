@@ -148,6 +148,9 @@ def test_ansible_finds_the_installed_collection_without_configuration():
         "argspec",
         "releases",
         "extract",
+        "protocol",
+        "stages",
+        "agent",
     ],
 )
 def test_engine_docstring_examples_run(module: str):

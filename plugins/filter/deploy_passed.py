@@ -15,7 +15,7 @@ version_added: "0.3.0"
 description:
   - Takes the registered results of the M(smokegate.core.stages) tasks of a host's part of a
     batch and returns true when at least one ran and every one that ran got an answer in
-    which every stage succeeded (the smoke stage by the one pass rule: no critical check
+    which every stage succeeded (the smoke stage by the one pass rule, no critical check
     that did not pass). An unreachable host, or a task that failed before the engine
     answered, has not passed.
 options:
@@ -30,7 +30,7 @@ EXAMPLES = r"""
 - name: Note that this host passed
   ansible.builtin.set_fact:
     deploy_verified: "{{ deploy_release }}"
-  when: [deploy_part1, deploy_part2, deploy_part3] | smokegate.core.deploy_passed
+  when: "[deploy_part1, deploy_part2, deploy_part3] | smokegate.core.deploy_passed"
 """
 
 RETURN = r"""

@@ -18,7 +18,7 @@ description:
   - Classifies every host of a rolling deploy from its facts (the lock, the batch requests
     and the rollback registered by C(smokegate.core.rolling_deploy)) as C(FAILED),
     C(UNREACHABLE), C(NOT LOCKED), C(ROLLED BACK), C(NOT ROLLED BACK), C(UNCHANGED),
-    C(KEPT) or C(UNTOUCHED), with the reasons: the lines C(fab deploy) prints.
+    C(KEPT) or C(UNTOUCHED), with the reasons. These are the lines C(fab deploy) prints.
 options:
   _input:
     description: The hosts of the play, in order (C(ansible_play_hosts_all)).

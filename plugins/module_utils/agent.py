@@ -95,7 +95,7 @@ def _restart(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
             return {
                 "ok": False,
                 "changed": True,
-                "error": "restart command did not finish in %s s" % timeout,
+                "error": "restart command did not finish in %g s" % timeout,
             }
         output.seek(0)
         tail = output.read().decode("utf-8", "replace")[-OUTPUT_TAIL:].strip()
