@@ -8,6 +8,7 @@ release's bin/restart writes the status the spec reads), each front end from emp
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pty
@@ -199,7 +200,7 @@ def test_the_defaults_are_the_protocols_everywhere():
 
     fab_defaults = {
         name: parameter.default
-        for name, parameter in __import__("inspect").signature(tasks.deploy.body).parameters.items()
+        for name, parameter in inspect.signature(tasks.deploy.body).parameters.items()
     }
     assert fab_defaults["keep"] == protocol.KEEP_RELEASES
     assert fab_defaults["restart_timeout"] == protocol.RESTART_TIMEOUT
