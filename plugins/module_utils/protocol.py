@@ -81,27 +81,19 @@ def release_id(now: Optional[float] = None) -> str:
     return time.strftime(RELEASE_ID_FORMAT, time.gmtime(now))
 
 
+def _upload(directory: str, release: str, token: str) -> str:
+    return "%s/%s%s-%s%s" % (directory.rstrip("/"), UPLOAD_PREFIX, release, token, UPLOAD_SUFFIX)
+
+
 def upload_path(directory: str, release: str) -> str:
     """Where an artifact is uploaded before ``create`` unpacks it: a name nobody can guess,
     so another user cannot plant the file first in a shared directory such as /tmp."""
-    return "%s/%s%s-%s%s" % (
-        directory.rstrip("/"),
-        UPLOAD_PREFIX,
-        release,
-        os.urandom(8).hex(),
-        UPLOAD_SUFFIX,
-    )
+    return _upload(directory, release, os.urandom(8).hex())
 
 
 def upload_pattern(directory: str, release: str) -> str:
     """A glob for every upload of ``release`` that upload_path may have made in ``directory``."""
-    return "%s/%s%s-%s%s" % (
-        directory.rstrip("/"),
-        UPLOAD_PREFIX,
-        release,
-        "[0-9a-f]" * 16,
-        UPLOAD_SUFFIX,
-    )
+    return _upload(directory, release, "[0-9a-f]" * 16)
 
 
 def is_upload(path: str) -> bool:
