@@ -31,15 +31,21 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 from . import protocol
 from .probes import kill_process_group
 from .protocol import (
+    BAKE_INTERVAL,
     BY_HAND,
     KEEP_RELEASES,
     MAX_UNPACKED,
     RESTART_TIMEOUT,
     UPLOAD_DIRECTORY,
+    bake_verdict,
+    blocking,
+    host_ok,
     is_upload,
+    preexisting,
     upload_pattern,
 )
 from .releases import DeployRoot, LockHeld, ReleaseError, valid_id
+from .spec import SpecError
 
 # How much of a failed restart command's output is reported.
 OUTPUT_TAIL = 2000
@@ -47,22 +53,64 @@ OUTPUT_TAIL = 2000
 Step = Dict[str, Any]
 
 
-def _smoke(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
-    from .runner import run_checks
-    from .spec import SpecError, parse_spec
+def _checks(step: Step) -> Any:
+    from .spec import parse_spec
 
-    try:
-        checks = parse_spec(step["checks"])
-    except SpecError as exc:
-        return {"ok": False, "error": "not a valid spec: " + "; ".join(exc.errors)}
-    report = run_checks(
+    return parse_spec(step["checks"])
+
+
+def _run(checks: Any, step: Step, context: Context) -> Dict[str, Any]:
+    from .runner import run_checks
+
+    return run_checks(
         checks,
         host=context.host,
         only=step.get("only"),
         deadline=step.get("deadline"),
         check_mode=context.check_mode,
+        preexisting=step.get("preexisting") or (),
     )
-    return {"ok": report["ok"], "report": report}
+
+
+def _smoke(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
+    report = _run(_checks(step), step, context)
+    if host_ok(report):
+        context.marks["passed"] = time.monotonic()  # when a bake's window starts
+    return {"ok": host_ok(report), "report": report}
+
+
+def _bake(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
+    """The checks again every interval until ``seconds`` after the first pass: a release
+    that starts, passes once and dies soon after is caught before its batch is good."""
+    if context.check_mode:
+        return {"ok": True, "skipped": "check mode"}
+    checks = _checks(step)
+    seconds, interval = float(step["seconds"]), float(step.get("interval", BAKE_INTERVAL))
+    started = context.marks.get("passed", time.monotonic())
+    rounds: List[Dict[str, Any]] = []
+    report: Optional[Dict[str, Any]] = None
+    while time.monotonic() - started < seconds:
+        time.sleep(max(0.0, min(interval, seconds - (time.monotonic() - started))))
+        report = _run(checks, step, context)
+        rounds.append(
+            {
+                "at": round(time.monotonic() - started, 1),
+                "ok": host_ok(report),
+                "failing": [result["name"] for result in blocking(report)],
+            }
+        )
+        if not rounds[-1]["ok"]:
+            break
+    ok, _reason = bake_verdict(rounds)
+    return {"ok": ok, "rounds": rounds, "seconds": seconds, "report": report}
+
+
+def _baseline(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
+    # What already fails on the release that runs now; the front end decides what it means.
+    if root is None or root.current() is None:
+        return {"ok": True, "skipped": "no current release"}
+    report = _run(_checks(step), step, context)
+    return {"ok": True, "report": report, "preexisting": preexisting(report)}
 
 
 def _restart(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
@@ -171,6 +219,7 @@ def _changes(action: Callable[[DeployRoot, Step, bool], bool]) -> Callable[..., 
 class Context(NamedTuple):
     host: Optional[str]
     check_mode: bool
+    marks: Dict[str, float]  # moments a later step of the request needs (the first pass)
 
 
 STAGES: Dict[str, Callable[..., Step]] = {
@@ -200,8 +249,10 @@ STAGES: Dict[str, Callable[..., Step]] = {
     protocol.RESTART: _restart,
     protocol.DISCARD: _discard,
     protocol.SMOKE: _smoke,
+    protocol.BAKE: _bake,
+    protocol.BASELINE: _baseline,
 }
-NEEDS_NO_ROOT = (protocol.SMOKE, protocol.RESTART)
+NEEDS_NO_ROOT = (protocol.SMOKE, protocol.BAKE, protocol.RESTART)
 
 
 def handle(request: Dict[str, Any]) -> Dict[str, Any]:
@@ -210,7 +261,7 @@ def handle(request: Dict[str, Any]) -> Dict[str, Any]:
     # rather than on the command line so its values stay out of ps and verbose logs.
     os.environ.update(request.get("environment") or {})
     root = DeployRoot(request["root"]) if request.get("root") else None
-    context = Context(request.get("host"), bool(request.get("check_mode")))
+    context = Context(request.get("host"), bool(request.get("check_mode")), {})
     done: List[Step] = []
     ok = True
     changed = False
@@ -259,6 +310,8 @@ def handle(request: Dict[str, Any]) -> Dict[str, Any]:
                     "ok": False,
                     "error": "%s: %s" % (exc.filename or stage, exc.strerror or exc),
                 }
+            except SpecError as exc:
+                outcome = {"ok": False, "error": "not a valid spec: " + "; ".join(exc.errors)}
         outcome["stage"] = stage
         changed = bool(outcome.get("changed"))
         done.append(outcome)

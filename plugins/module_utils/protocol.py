@@ -11,7 +11,8 @@ deployed by one front end can be rolled back by the other, and both say the same
 A request names a deploy root (optional) and a list of steps, run in order by agent.handle;
 each step is one *stage*::
 
-    lock -> create -> activate -> restart -> smoke -> good      (a deploy)
+    lock -> baseline                                            (the plan)
+    create -> activate -> restart -> smoke -> bake -> good      (a host's part of a batch)
     rollback -> restart -> smoke -> unlock                      (a rollback)
     prune, unlock, info, discard                                (housekeeping)
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 # --- the stages --------------------------------------------------------------------------
 LOCK = "lock"
@@ -34,15 +35,31 @@ CREATE = "create"
 ACTIVATE = "activate"
 RESTART = "restart"
 SMOKE = "smoke"
+BAKE = "bake"
+BASELINE = "baseline"
 GOOD = "good"
 ROLLBACK = "rollback"
 PRUNE = "prune"
 UNLOCK = "unlock"
 INFO = "info"
 DISCARD = "discard"
-STAGES = (LOCK, CREATE, ACTIVATE, RESTART, SMOKE, GOOD, ROLLBACK, PRUNE, UNLOCK, INFO, DISCARD)
+STAGES = (
+    LOCK,
+    BASELINE,
+    CREATE,
+    ACTIVATE,
+    RESTART,
+    SMOKE,
+    BAKE,
+    GOOD,
+    ROLLBACK,
+    PRUNE,
+    UNLOCK,
+    INFO,
+    DISCARD,
+)
 # The stages of one host's part of a batch, in order.
-DEPLOY_STAGES = (CREATE, ACTIVATE, RESTART, SMOKE, GOOD)
+DEPLOY_STAGES = (CREATE, ACTIVATE, RESTART, SMOKE, BAKE, GOOD)
 # What each stage did, as people read it, when it changed something.
 DONE = {
     LOCK: "locked",
@@ -59,6 +76,11 @@ DONE = {
 # --- the defaults both front ends share ----------------------------------------------------
 KEEP_RELEASES = 5
 SERIAL = (1, "50%", "100%")
+BAKE_SECONDS = 0.0
+BAKE_INTERVAL = 10.0
+MAX_FAIL = "0"
+BASELINES = ("refuse", "ignore", "off")
+BASELINE_DEFAULT = "refuse"
 RESTART_TIMEOUT = 300.0
 MAX_UNPACKED = "20GiB"
 ROLLBACK_SCOPES = ("all", "failed")
@@ -150,7 +172,9 @@ def smoke(
     only: Optional[Sequence[str]] = None,
     when: Any = None,
     keep_going: bool = False,
+    preexisting: Optional[Sequence[str]] = None,
 ) -> Step:
+    """Run the checks; those in ``preexisting`` (failing before this deploy) do not judge."""
     return _step(
         SMOKE,
         checks=document,
@@ -158,7 +182,31 @@ def smoke(
         only=list(only) if only else None,
         when=when,
         keep_going=keep_going or None,
+        preexisting=list(preexisting) if preexisting else None,
     )
+
+
+def bake(
+    document: Any,
+    seconds: float,
+    interval: float = BAKE_INTERVAL,
+    preexisting: Optional[Sequence[str]] = None,
+) -> Step:
+    """Check again every ``interval`` seconds until ``seconds`` have passed since the smoke
+    step before it passed; the first round with a check that blocks stops it."""
+    return _step(
+        BAKE,
+        checks=document,
+        seconds=seconds,
+        interval=interval,
+        preexisting=list(preexisting) if preexisting else None,
+    )
+
+
+def baseline(document: Any) -> Step:
+    """Run the checks on the release that is current now (none: nothing to run): which of
+    them already fail before this deploy."""
+    return _step(BASELINE, checks=document)
 
 
 def good(release: str) -> Step:
@@ -203,6 +251,9 @@ def steps(
     to: Optional[str] = None,
     reason: str = BY_HAND,
     keep: int = KEEP_RELEASES,
+    bake_seconds: float = BAKE_SECONDS,
+    bake_interval: float = BAKE_INTERVAL,
+    preexisting: Optional[Sequence[str]] = None,
 ) -> List[Step]:
     """The steps of ``stages`` (in the order given), for one request.
 
@@ -212,7 +263,8 @@ def steps(
     restart must not keep the lock held): ``restart`` when the switch back changed
     something and there is a current, ``smoke`` while there is a current.
     ``create`` without ``upload`` (the release is there already), ``restart`` without a
-    command and ``smoke`` without a spec are left out.
+    command, ``smoke``, ``bake`` and ``baseline`` without a spec, and ``bake`` without
+    ``bake_seconds`` are left out.
 
     >>> [step["stage"] for step in steps(DEPLOY_STAGES, "v2", restart_command="bin/restart")]
     ['activate', 'restart', 'good']
@@ -239,8 +291,17 @@ def steps(
                 )
         elif stage == SMOKE and document is not None:
             built.append(
-                smoke(document, when="current" if rolling_back else None, keep_going=rolling_back)
+                smoke(
+                    document,
+                    when="current" if rolling_back else None,
+                    keep_going=rolling_back,
+                    preexisting=preexisting,
+                )
             )
+        elif stage == BAKE and document is not None and bake_seconds > 0:
+            built.append(bake(document, bake_seconds, bake_interval, preexisting))
+        elif stage == BASELINE and document is not None:
+            built.append(baseline(document))
         elif stage == GOOD:
             built.append(good(release or ""))
         elif stage == ROLLBACK:
@@ -264,8 +325,11 @@ def deploy_steps(
     restart_command: Optional[str] = None,
     restart_timeout: float = RESTART_TIMEOUT,
     document: Any = None,
+    bake_seconds: float = BAKE_SECONDS,
+    bake_interval: float = BAKE_INTERVAL,
+    preexisting: Optional[Sequence[str]] = None,
 ) -> List[Step]:
-    """A host's part of a batch: unpack, switch, restart, smoke, record good."""
+    """A host's part of a batch: unpack, switch, restart, smoke, bake, record good."""
     return steps(
         DEPLOY_STAGES,
         release,
@@ -275,6 +339,9 @@ def deploy_steps(
         restart_command,
         restart_timeout,
         document,
+        bake_seconds=bake_seconds,
+        bake_interval=bake_interval,
+        preexisting=preexisting,
     )
 
 
@@ -346,9 +413,15 @@ PASSING = ("pass", "skipped")
 def blocks(result: Dict[str, Any]) -> bool:
     """Whether a check's result stops the gate: a critical check that did not pass.
 
-    A warning-severity check never does; a skipped check (not selected) does not either.
+    A warning-severity check never does; a skipped check (not selected) does not either, nor
+    one marked ``preexisting``: it failed on this host before the deploy, so it cannot judge
+    the new release there.
     """
-    return result.get("severity") == "critical" and result.get("status") not in PASSING
+    return (
+        result.get("severity") == "critical"
+        and result.get("status") not in PASSING
+        and not result.get("preexisting")
+    )
 
 
 def blocking(report: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -363,6 +436,55 @@ def host_ok(report: Dict[str, Any]) -> bool:
 
 def fleet_ok(reports: Iterable[Dict[str, Any]]) -> bool:
     return all(host_ok(report) for report in reports)
+
+
+def preexisting(report: Optional[Dict[str, Any]]) -> List[str]:
+    """The names of the checks a baseline report found already failing (they would block)."""
+    return [result["name"] for result in blocking(report)] if report else []
+
+
+def max_fail(value: Any, hosts: int) -> int:
+    """How many failed hosts a run tolerates: a count, or a percentage of ``hosts`` (down).
+
+    >>> max_fail("1", 8), max_fail("25%", 8), max_fail("10%", 8), max_fail(0, 8)
+    (1, 2, 0, 0)
+    """
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 <= percent <= 100:
+                raise ValueError
+            return int(hosts * percent / 100)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise ValueError(
+            "max_fail: %r is not a host count (0, 1, ...) or a percentage (0%%-100%%)" % text
+        ) from None
+
+
+def bake_verdict(rounds: Sequence[Dict[str, Any]]) -> Tuple[bool, str]:
+    """The decision over a bake's record: it passes when every round passed.
+
+    >>> bake_verdict([{"at": 10, "ok": True, "failing": []}, {"at": 20, "ok": False,
+    ...               "failing": ["app health"]}])
+    (False, 'bake failed 20 s after the first pass (round 2 of 2): app health')
+    """
+    for number, round_ in enumerate(rounds, 1):
+        if not round_.get("ok"):
+            return False, "bake failed %g s after the first pass (round %d of %d): %s" % (
+                round_.get("at", 0),
+                number,
+                len(rounds),
+                ", ".join(round_.get("failing") or ["no answer"]),
+            )
+    return True, "baked %d rounds over %g s" % (
+        len(rounds),
+        rounds[-1].get("at", 0) if rounds else 0,
+    )
 
 
 def why_not_ok(report: Dict[str, Any]) -> str:
@@ -436,6 +558,10 @@ class Answer:
             return self.failure
         for item in self.steps:
             if not item.get("ok"):
+                if item.get("stage") == BAKE and "rounds" in item:
+                    reason = bake_verdict(item["rounds"])[1]
+                    report = item.get("report")
+                    return "%s: %s" % (reason, why_not_ok(report)) if report else reason
                 if item.get("stage") == SMOKE and "report" in item:
                     return why_not_ok(item["report"])
                 return item.get("error") or "%s failed" % item.get("stage")
@@ -452,6 +578,8 @@ class Answer:
                 words.append(
                     "smoke %s (%d/%d passed)" % (verdict, summary["passed"], summary["total"])
                 )
+            elif stage == BAKE and "rounds" in item:
+                words.append(bake_verdict(item["rounds"])[1] if item.get("ok") else "bake FAILED")
             elif item.get("ok") and item.get("changed") and stage in DONE:
                 words.append(DONE[stage])
             elif not item.get("ok"):
@@ -464,6 +592,8 @@ FAILED = "FAILED"
 UNREACHABLE = "UNREACHABLE"
 NOT_LOCKED = "NOT LOCKED"
 ROLLED_BACK = "ROLLED BACK"
+TOLERATED = "ROLLED BACK (tolerated)"
+ALREADY_FAILING = "ALREADY FAILING"
 NOT_ROLLED_BACK = "NOT ROLLED BACK"
 UNCHANGED = "UNCHANGED"
 KEPT = "KEPT"
@@ -479,6 +609,7 @@ class HostRecord(NamedTuple):
     deployed: Sequence[Answer] = ()  # the batch's request(s), in order; empty: never started
     rolled_back: Optional[Answer] = None  # the rollback request, if the host was in scope
     lock_kept: bool = False  # its lock could not be released
+    tolerated: bool = False  # rolled back alone, within the failure budget
 
     @property
     def started(self) -> bool:
@@ -545,7 +676,10 @@ def outcomes(record: HostRecord, release: str) -> List[Outcome]:
         else:
             found.append(Outcome(FAILED, record.host, failure.error))
     if record.rolled_back is not None:
-        found.append(rollback_outcome(record.host, record.rolled_back))
+        outcome = rollback_outcome(record.host, record.rolled_back)
+        if record.tolerated and outcome.label in (ROLLED_BACK, UNCHANGED):
+            outcome = outcome._replace(label=TOLERATED)
+        found.append(outcome)
     elif record.verified:
         found.append(Outcome(KEPT, record.host, "stays on %s (rollback scope: failed)" % release))
     elif not record.started and record.locked is not None and record.locked.ok:
@@ -585,4 +719,34 @@ def summary(
             "  when %s answer%s again: %s"
             % (", ".join(stranded), "" if len(stranded) > 1 else "s", recovery(stranded))
         )
+    return lines
+
+
+def baseline_refusal(release: str, reports: Sequence[Tuple[str, Dict[str, Any]]]) -> List[str]:
+    """Why a deploy was refused before any host changed: checks already failing on the
+    release each host runs now (``baseline: refuse``), host by host."""
+    lines = [
+        "smokegate: release %s was not deployed: checks already fail before this deploy "
+        "(baseline: refuse); no host was changed" % release
+    ]
+    for host, report in reports:
+        lines.extend(
+            "  %s %s: %s: %s" % (ALREADY_FAILING, host, result["name"], result["message"])
+            for result in blocking(report)
+        )
+    return lines
+
+
+def live_summary(release: str, records: Sequence[HostRecord]) -> List[str]:
+    """The summary of a deploy that went out: where it is live, and the hosts rolled back
+    within the failure budget (a run with any is not a full success)."""
+    live = [record.host for record in records if record.verified and not record.tolerated]
+    lines = ["smokegate: release %s is live on %s" % (release, ", ".join(live) or "no host")]
+    tolerated = [record for record in records if record.tolerated]
+    if tolerated:
+        lines[0] += "; rolled back within the failure budget: %s" % ", ".join(
+            record.host for record in tolerated
+        )
+        for record in tolerated:
+            lines.extend("  " + str(outcome) for outcome in outcomes(record, release))
     return lines

@@ -29,7 +29,15 @@ from .protocol import PASSING, blocking, fleet_ok, host_ok
 
 Report = Dict[str, Any]
 
-_COLORS = {"PASS": "32", "FAIL": "31", "ERROR": "31", "TIMEOUT": "31", "WARN": "33", "SKIP": "2"}
+_COLORS = {
+    "PASS": "32",
+    "FAIL": "31",
+    "ERROR": "31",
+    "TIMEOUT": "31",
+    "WARN": "33",
+    "SKIP": "2",
+    "PREEXISTING": "33",
+}
 _LABELS = {
     "pass": "PASS",
     "fail": "FAIL",
@@ -63,7 +71,10 @@ def _duration(milliseconds: float) -> str:
 
 
 def label(result: Dict[str, Any]) -> str:
-    """PASS, FAIL, ERROR, TIMEOUT, SKIP; WARN for a warning-severity check that did not pass."""
+    """PASS, FAIL, ERROR, TIMEOUT, SKIP; WARN for a warning-severity check that did not pass;
+    PREEXISTING for one that failed before this deploy too (it does not judge the release)."""
+    if result.get("preexisting"):
+        return "PREEXISTING"
     if result["severity"] == "warning" and result["status"] not in PASSING:
         return "WARN"
     return _LABELS[result["status"]]
@@ -133,6 +144,7 @@ def render_human(reports: List[Report], color: bool = False) -> str:
                 ("ERROR", "errors"),
                 ("TIMEOUT", "timed out"),
                 ("WARN", "warnings"),
+                ("PREEXISTING", "already failing before this deploy"),
                 ("SKIP", "skipped"),
             )
             if tag in tags
@@ -208,7 +220,10 @@ def render_junit(reports: List[Report], color: bool = False) -> str:
                 time="%.4f" % (result["duration_ms"] / 1000),
             )
             status, message = result["status"], _xml_text(result["message"])
-            if status == "skipped":
+            if result.get("preexisting"):  # does not judge this release: not its failure
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message="preexisting: " + message)
+            elif status == "skipped":
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=message)
             elif status == "fail" or (status != "pass" and result["severity"] == "warning"):
@@ -255,8 +270,9 @@ def render_tap(reports: List[Report], color: bool = False) -> str:
             continue
         for result in report["results"]:
             title = "%s: %s" % (host, _tap_text(result["name"]))
-            if result["status"] == "skipped":
-                points.append("ok|%s # SKIP %s" % (title, _tap_text(result["message"])))
+            if result["status"] == "skipped" or result.get("preexisting"):
+                reason = ("preexisting: " if result.get("preexisting") else "") + result["message"]
+                points.append("ok|%s # SKIP %s" % (title, _tap_text(reason)))
             elif result["status"] == "pass":
                 points.append("ok|" + title)
             else:
@@ -379,6 +395,10 @@ PROMETHEUS_METRICS = (
     ("smokegate_ok", "1 when every critical check passed (the gate would open)."),
     ("smokegate_check_ok", "1 when the check passed or was skipped, 0 otherwise."),
     ("smokegate_check_duration_seconds", "Wall time of the check, all attempts included."),
+    (
+        "smokegate_check_preexisting",
+        "1 when the check failed before this deploy too, so it does not judge the release.",
+    ),
     ("smokegate_last_run_timestamp_seconds", "Unix time at which the last run finished."),
     ("smokegate_run_duration_seconds", "Wall time of the whole run."),
 )
@@ -413,6 +433,8 @@ def render_prometheus(
             )
             passed = result["status"] in PASSING
             samples["smokegate_check_ok"].append("%s %d" % (labels, 1 if passed else 0))
+            if result.get("preexisting"):
+                samples["smokegate_check_preexisting"].append("%s 1" % labels)
             samples["smokegate_check_duration_seconds"].append(
                 "%s %.6f" % (labels, result["duration_ms"] / 1000)
             )

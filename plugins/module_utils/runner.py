@@ -187,12 +187,15 @@ def run_checks(
     deadline: Optional[float] = None,
     check_mode: bool = False,
     max_parallel: int = MAX_PARALLEL,
+    preexisting: Iterable[str] = (),
 ) -> Dict[str, Any]:
     """Run the checks in parallel and return the report (results in spec order).
 
     ``only`` limits the run to those names (the others are reported ``skipped``);
     ``deadline`` bounds the whole run in seconds (default: the slowest check's worst
-    case); ``check_mode`` skips side effects such as the mount write test.
+    case); ``check_mode`` skips side effects such as the mount write test;
+    ``preexisting`` names checks that failed on this host before the deploy: when they fail
+    again they are marked so, and do not judge (protocol.blocks).
     """
     if probe is None:
         from .probes import SystemProbe
@@ -237,6 +240,10 @@ def run_checks(
                 "attempts": 0,
             }
         ordered.append(result)
+    already = set(preexisting)
+    for result in ordered:
+        if result["name"] in already and result["status"] not in (PASS, SKIPPED):
+            result["preexisting"] = True
     return {
         "host": host if host is not None else socket.gethostname(),
         "ok": is_ok(ordered),

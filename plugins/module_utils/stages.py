@@ -18,10 +18,12 @@ from . import protocol
 
 STAGE_CHOICES = [
     protocol.LOCK,
+    protocol.BASELINE,
     protocol.CREATE,
     protocol.ACTIVATE,
     protocol.RESTART,
     protocol.SMOKE,
+    protocol.BAKE,
     protocol.GOOD,
     protocol.ROLLBACK,
     protocol.PRUNE,
@@ -49,6 +51,9 @@ STAGES_ARGUMENT_SPEC: Dict[str, Any] = {
     "keep": {"type": "int", "default": protocol.KEEP_RELEASES},
     "upload": {"type": "str"},
     "fail_on": {"type": "str", "default": "critical", "choices": ["critical", "never"]},
+    "bake": {"type": "float", "default": protocol.BAKE_SECONDS},
+    "bake_interval": {"type": "float", "default": protocol.BAKE_INTERVAL},
+    "preexisting": {"type": "list", "elements": "str", "default": []},
 }
 
 
@@ -97,6 +102,9 @@ def build_request(
         to=params.get("to"),
         reason=params.get("reason", protocol.BY_HAND),
         keep=params.get("keep", protocol.KEEP_RELEASES),
+        bake_seconds=params.get("bake") or 0,
+        bake_interval=params.get("bake_interval") or protocol.BAKE_INTERVAL,
+        preexisting=params.get("preexisting") or None,
     )
     request = protocol.request(
         steps, root=params["root"], host=host, environment=environment, check_mode=check_mode

@@ -17,6 +17,9 @@ description:
     the switch changed something), V(smoke) (run the checks, when there are any), V(good) (record the release as
     good). With pipelining the action uploads O(artifact) once and runs them all in one exec,
     without Ansible's module wrapper."
+  - "V(bake) (after V(smoke), the checks again every O(bake_interval) until O(bake) seconds
+    after the first pass; every round is returned) and V(baseline) (the checks on the release
+    that is current now, reporting which already fail; it never fails itself)."
   - "Other stages: V(lock) and V(unlock) (the deploy lock, for O(release) and O(holder)),
     V(rollback) (abandon O(release), default the current one, for the recorded previous good
     release or O(to); then V(restart) runs when it changed something, V(smoke) while there is a
@@ -55,7 +58,7 @@ options:
     type: list
     elements: str
     required: true
-    choices: [lock, create, activate, restart, smoke, good, rollback, prune, unlock, discard]
+    choices: [lock, baseline, create, activate, restart, smoke, bake, good, rollback, prune, unlock, discard]
   release:
     description:
       - The release id; V(rollback) abandons it (only where it is current; it is marked failed
@@ -111,6 +114,24 @@ options:
   upload:
     description: With V(discard), the upload a deploy left on the host.
     type: str
+  bake:
+    description:
+      - With V(bake), seconds to keep checking after the smoke stage passed; the checks run
+        again every O(bake_interval), and the first round in which a critical check fails
+        fails the stage. 0 leaves the stage out.
+    type: float
+    default: 0
+  bake_interval:
+    description: With V(bake), seconds between rounds.
+    type: float
+    default: 10
+  preexisting:
+    description:
+      - With V(smoke) and V(bake), checks that already failed on this host before the deploy
+        (what V(baseline) found). Reported C(preexisting), they do not judge the release.
+    type: list
+    elements: str
+    default: []
   fail_on:
     description:
       - V(critical) fails the task when a critical check of the V(smoke) stage does not pass.

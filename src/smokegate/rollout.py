@@ -27,6 +27,7 @@ UNPACK_SECONDS = 30
 UNPACK_BYTES_PER_SECOND = 10 * 1024 * 1024
 T = TypeVar("T")
 Out = Callable[[str], None]
+LIVE, TOLERATED, HALTED = "live", "tolerated", "halted"
 
 
 def printer(stream: Any = None) -> Out:
@@ -100,6 +101,7 @@ class HostRun:
     rolled_back: Answer | None = None
     upload: str | None = None
     lock_kept: bool = False
+    tolerated: bool = False
 
     @property
     def name(self) -> str:
@@ -110,8 +112,19 @@ class HostRun:
         if self.started and not deployed:  # stopped mid-upload (Ctrl-C)
             deployed = [Answer.lost("interrupted")]
         return protocol.HostRecord(
-            self.name, self.locked, tuple(deployed), self.rolled_back, self.lock_kept
+            self.name,
+            self.locked,
+            tuple(deployed),
+            self.rolled_back,
+            self.lock_kept,
+            self.tolerated,
         )
+
+    @property
+    def already_failing(self) -> list[str]:
+        """The checks that failed on the release this host ran before the deploy."""
+        found = self.locked.step(protocol.BASELINE) if self.locked else None
+        return protocol.preexisting(found.get("report") if found else None)
 
     @property
     def unreachable(self) -> bool:
@@ -135,6 +148,10 @@ class Deploy:
     scope: str = "all"
     shared: Sequence[str] = ()
     max_unpacked: int | str = protocol.MAX_UNPACKED
+    bake: float = protocol.BAKE_SECONDS
+    bake_interval: float = protocol.BAKE_INTERVAL
+    max_fail: int = 0  # failed hosts tolerated (each rolled back alone); never on the canary
+    baseline: str = protocol.BASELINE_DEFAULT
     out: Out = print
     # The fab options a by-hand rollback of a stranded host needs (--restart, --sudo, ...).
     recovery_options: Sequence[str] = ()
@@ -175,9 +192,10 @@ class Deploy:
 
     # -- stages ---------------------------------------------------------------------------
     def _lock(self, run: HostRun) -> Answer:
-        answer = self._call(
-            run, [protocol.lock(self.release, self.holder, os.getpid())], request_timeout(None)
-        )
+        steps = [protocol.lock(self.release, self.holder, os.getpid())]
+        if self.baseline != "off":  # in the lock's own request: no exec more per host
+            steps.append(protocol.baseline(self.document))
+        answer = self._call(run, steps, request_timeout(self.checks))
         if not answer.ok:
             self.out("[%s] not locked: %s" % (run.name, answer.error))
         return answer
@@ -205,6 +223,9 @@ class Deploy:
             restart_command=self.restart,
             restart_timeout=self.restart_timeout,
             document=self.document,
+            bake_seconds=self.bake,
+            bake_interval=self.bake_interval,
+            preexisting=run.already_failing if self.baseline == "ignore" else None,
         )
         budget = self._budget(with_upload=run.upload is not None)
         answer = self._call(run, steps, budget + SLACK_SECONDS, budget=budget)
@@ -222,8 +243,11 @@ class Deploy:
             else 0
         )
         restart = self.restart_timeout if self.restart else 0
+        rounds = runner.worst_case_seconds(self.checks) + 1
+        # A bake's last round may start just before its end: one more round's worst case.
+        bake = self.bake + rounds if self.bake else 0
         # +1: the run's own deadline margin; +5: switching, marking and interpreter start.
-        return unpack + restart + runner.worst_case_seconds(self.checks) + 6
+        return unpack + restart + rounds + bake + 5
 
     def _roll_back(self, run: HostRun) -> Answer:
         steps = protocol.rollback_steps(
@@ -232,7 +256,8 @@ class Deploy:
             restart_command=self.restart,
             restart_timeout=self.restart_timeout,
             document=self.document,
-            unlock_release=self.release,
+            # A host rolled back within the failure budget keeps the run's lock until its end.
+            unlock_release=None if run.tolerated else self.release,
             holder=self.holder,
             # An upload the failed request may not have unpacked (and removed).
             upload=run.upload,
@@ -259,8 +284,12 @@ class Deploy:
                 self.out("[%s] lock not released: %s" % (run.name, answer.error))
 
     # -- the run --------------------------------------------------------------------------
-    def run(self) -> bool:
-        """Deploy; on any failure roll back the hosts in scope. True when live everywhere."""
+    def run(self) -> str:
+        """Deploy; on any failure beyond the budget roll back the hosts in scope.
+
+        Returns LIVE (out everywhere), TOLERATED (out, except hosts rolled back within the
+        failure budget) or HALTED (refused or rolled back).
+        """
         plan = batches(self.runs, self.serial)
         self.out(
             "smokegate: release %s to %d hosts in %d batches: %s"
@@ -272,59 +301,88 @@ class Deploy:
             )
         )
         self._each(self.runs, self._lock, lambda run, answer: setattr(run, "locked", answer))
-        halted = any(not run.locked.ok for run in self.runs)
-        if halted:
+        if any(not run.locked.ok for run in self.runs):
             self.out("smokegate: not every host could be locked; no host was changed")
-        else:
-            try:
-                for number, batch in enumerate(plan, start=1):
-                    self.out(
-                        "batch %d/%d: %s" % (number, len(plan), " ".join(run.name for run in batch))
-                    )
-                    self._each(
-                        batch, self._deploy_host, lambda run, answer: run.deployed.append(answer)
-                    )
-                    if any(not run.record().verified for run in batch):
-                        halted = True
-                        break
-            except KeyboardInterrupt:  # an operator's stop is a failed deploy: put hosts back
-                halted = True
-                self.out("smokegate: interrupted; rolling back")
-        if not halted:
-            finish = protocol.finish_steps(self.release, self.holder, self.keep)
-            self._each(self.runs, lambda run: self._close(run, finish), self._keep_close)
-            self.out(
-                "smokegate: release %s is live on %s"
-                % (self.release, ", ".join(run.name for run in self.runs))
-            )
-            kept = [run.name for run in self.runs if run.lock_kept]
-            if kept:
+            return self._halt()
+        if self.baseline == "refuse" and any(run.already_failing for run in self.runs):
+            reports = [
+                (run.name, run.locked.step(protocol.BASELINE)["report"])
+                for run in self.runs
+                if run.already_failing
+            ]
+            self._release_locks(self.runs)
+            self.out("\n".join(protocol.baseline_refusal(self.release, reports)))
+            return HALTED
+        try:
+            for number, batch in enumerate(plan, start=1):
                 self.out(
-                    "smokegate: the deploy lock is still held on %s; remove "
-                    "%s/.smokegate/lock there" % (", ".join(kept), self.root)
+                    "batch %d/%d: %s" % (number, len(plan), " ".join(run.name for run in batch))
                 )
-            return True
+                self._each(
+                    batch, self._deploy_host, lambda run, answer: run.deployed.append(answer)
+                )
+                failed = [run for run in batch if not run.record().verified]
+                if not failed:
+                    continue
+                failures = sum(1 for run in self.runs if run.started and not run.record().verified)
+                if number == 1 or failures > self.max_fail:  # the canary is never tolerated
+                    return self._halt()
+                for run in failed:
+                    run.tolerated = True
+                self.out(
+                    "smokegate: %d of %d failures the budget tolerates; rolling back %s alone"
+                    % (failures, self.max_fail, ", ".join(run.name for run in failed))
+                )
+                self._each(
+                    failed, self._roll_back, lambda run, answer: setattr(run, "rolled_back", answer)
+                )
+        except KeyboardInterrupt:  # an operator's stop is a failed deploy: put hosts back
+            self.out("smokegate: interrupted; rolling back")
+            return self._halt()
+        finish = protocol.finish_steps(self.release, self.holder, self.keep)
+        self._each(self.runs, lambda run: self._close(run, finish), self._keep_close)
+        records = [run.record() for run in self.runs]
+        self.out("\n".join(protocol.live_summary(self.release, records)))
+        kept = [run.name for run in self.runs if run.lock_kept]
+        if kept:
+            self.out(
+                "smokegate: the deploy lock is still held on %s; remove "
+                "%s/.smokegate/lock there" % (", ".join(kept), self.root)
+            )
+        return TOLERATED if any(run.tolerated for run in self.runs) else LIVE
 
-        records = {run.name: run.record() for run in self.runs}
+    def _release_locks(self, runs: list[HostRun]) -> None:
+        unlock = [protocol.unlock(self.release, self.holder)]
+        self._each(runs, lambda run: self._close(run, unlock), self._keep_close)
+
+    def _halt(self) -> str:
+        """Roll back the hosts in scope, release every lock this run holds, summarize."""
         # A host that dropped its connection is tried again: a blip must not leave it on a
-        # release that failed elsewhere.
+        # release that failed elsewhere. A host rolled back within the budget is back already.
         scope = [
             run
             for run in self.runs
-            if run.started and (self.scope == "all" or not records[run.name].verified)
+            if run.started
+            and not run.tolerated
+            and (self.scope == "all" or not run.record().verified)
         ]
         if scope:
             self.out("smokegate: rolling back %s" % ", ".join(run.name for run in scope))
             self._each(
                 scope, self._roll_back, lambda run, answer: setattr(run, "rolled_back", answer)
             )
-        rest = [
-            run for run in self.runs if run.locked.ok and run not in scope and not run.unreachable
-        ]
-        unlock = [protocol.unlock(self.release, self.holder)]
-        self._each(rest, lambda run: self._close(run, unlock), self._keep_close)
+        self._release_locks(
+            [
+                run
+                for run in self.runs
+                if run.locked is not None
+                and run.locked.ok
+                and run not in scope
+                and not run.unreachable
+            ]
+        )
         self.out(self.summary())
-        return False
+        return HALTED
 
     def summary(self) -> str:
         def recovery(stranded: list[str]) -> str:

@@ -11,8 +11,9 @@ rolling deploy across the whole ``-H`` list and a smoke run covers every host at
     tasks:
       executor_class: smokegate.fabric.executor.FleetExecutor
 
-Exit codes: 0 ok; 1 a host failed, was unreachable, or a deploy was rolled back;
-2 bad options or spec (no host was touched).
+Exit codes: 0 ok; 1 a host failed, was unreachable, or a deploy was rolled back or refused;
+2 bad options or spec (no host was touched); 3 (deploy) the release went out, except on
+hosts rolled back within the failure budget (--max-fail).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from smokegate.engine import releases as release_dirs
 from smokegate.fabric.executor import fleet_task
 from smokegate.specfile import SpecFileError, read_document, unknown_only
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_FAILED, EXIT_USAGE, EXIT_TOLERATED = 1, 2, 3
 FORMATS = ("human", "json", "junit", "tap", "nagios", "prometheus")
 EXECUTOR_HINT = (
     "add 'tasks: {executor_class: smokegate.fabric.executor.FleetExecutor}' "
@@ -168,6 +169,14 @@ def smoke(
         "a trailing / creates a missing directory)",
         "max-unpacked": "refuse an artifact whose contents are larger than this "
         "(bytes or 500M, 2GiB, ...; default: %s)" % protocol.MAX_UNPACKED,
+        "bake": "seconds to keep checking each batch after it passed, every --bake-interval; "
+        "a failure in any round rolls back as a failed smoke does (default: 0, no bake)",
+        "bake-interval": "seconds between bake rounds (default: %g)" % protocol.BAKE_INTERVAL,
+        "max-fail": "N or N% of the hosts: failed hosts tolerated, each rolled back alone "
+        "while the rollout goes on (never in the first batch); exit 3 then (default: 0)",
+        "baseline": "refuse (default): before any change, run the checks on each host's "
+        "current release and stop if one already fails; ignore: such checks do not judge "
+        "the release on that host; off: no baseline",
         **COMMON_HELP,
     },
 )
@@ -184,15 +193,21 @@ def deploy(
     rollback_scope: str = "all",
     shared: list[str] | None = None,
     max_unpacked: str = protocol.MAX_UNPACKED,
+    bake: float = protocol.BAKE_SECONDS,
+    bake_interval: float = protocol.BAKE_INTERVAL,
+    max_fail: str = protocol.MAX_FAIL,
+    baseline: str = protocol.BASELINE_DEFAULT,
     sudo: bool = False,
     python: str = "python3",
 ) -> None:
     """One rolling deploy across every -H host, gated by smoke checks after each batch.
 
-    Locks every host, then per batch: upload (SFTP), unpack, switch, restart, smoke.
-    When a critical check fails, a step fails, or a host drops, no further batch starts,
-    every host in the rollback scope goes back to the release it had before (restarted
-    and smoke-checked again), and the task exits 1 with a summary.
+    Locks every host (and runs the checks on its current release: --baseline), then per
+    batch: upload (SFTP), then one request: unpack, switch, restart, smoke, bake, record
+    good. When a critical check fails, a step fails, or a host drops, beyond the failure
+    budget, no further batch starts, every host in the rollback scope goes back to the
+    release it had before (restarted and smoke-checked again), and the task exits 1 with a
+    summary; within the budget the host alone goes back and the task ends with exit 3.
     """
     if isinstance(c, Connection):
         raise _usage("deploy must see every host at once: %s" % EXECUTOR_HINT)
@@ -209,11 +224,16 @@ def deploy(
         raise _usage("--rollback-scope must be %s" % " or ".join(protocol.ROLLBACK_SCOPES))
     if int(keep) < 1:
         raise _usage("--keep must be at least 1")
+    if baseline not in protocol.BASELINES:
+        raise _usage("--baseline must be %s" % ", ".join(protocol.BASELINES))
+    if float(bake) < 0 or float(bake_interval) <= 0:
+        raise _usage("--bake must be 0 or more seconds and --bake-interval more than 0")
     release = release or protocol.release_id()
     try:
         release_dirs.valid_id(release)
         batch_sizes = rollout.parse_serial(serial)
         unpacked_limit = units.parse_size(max_unpacked)
+        tolerated = protocol.max_fail(max_fail, len(getattr(c, "smokegate_hosts", None) or []))
     except (release_dirs.ReleaseError, ValueError) as exc:
         raise _usage(str(exc)) from None
     document, parsed = _load_spec(checks)
@@ -233,6 +253,10 @@ def deploy(
             scope=rollback_scope,
             shared=shared or [],
             max_unpacked=unpacked_limit,
+            bake=float(bake),
+            bake_interval=float(bake_interval),
+            max_fail=tolerated,
+            baseline=baseline,
             out=rollout.printer(),
             recovery_options=[
                 *(["--restart", restart] if restart else []),
@@ -242,11 +266,13 @@ def deploy(
                 *(["--python", python] if python != "python3" else []),
             ],
         )
-        ok = run.run()
+        outcome = run.run()
     finally:
         _close(hosts)
-    if not ok:
+    if outcome == rollout.HALTED:
         raise Exit(code=EXIT_FAILED)
+    if outcome == rollout.TOLERATED:
+        raise Exit(code=EXIT_TOLERATED)
 
 
 @fleet_task(
