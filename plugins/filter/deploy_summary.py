@@ -8,7 +8,10 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from ansible_collections.smokegate.core.plugins.module_utils import protocol
-from ansible_collections.smokegate.core.plugins.plugin_utils.host_records import record
+from ansible_collections.smokegate.core.plugins.plugin_utils.host_records import (
+    baseline_report,
+    record,
+)
 
 DOCUMENTATION = r"""
 name: deploy_summary
@@ -19,6 +22,9 @@ description:
     and the rollback registered by C(smokegate.core.rolling_deploy)) as C(FAILED),
     C(UNREACHABLE), C(NOT LOCKED), C(ROLLED BACK), C(NOT ROLLED BACK), C(UNCHANGED),
     C(KEPT) or C(UNTOUCHED), with the reasons. These are the lines C(fab deploy) prints.
+  - A deploy that went out except on hosts rolled back within the failure budget gets the
+    lines that say where it is live and which hosts were C(ROLLED BACK (tolerated)); one
+    refused by its baseline names each check C(ALREADY FAILING) before it.
 options:
   _input:
     description: The hosts of the play, in order (C(ansible_play_hosts_all)).
@@ -47,6 +53,10 @@ options:
         C({hosts}) where their names go.
     type: str
     default: ""
+  baseline:
+    description: The baseline mode, V(refuse), V(ignore) or V(off).
+    type: str
+    default: refuse
 """
 
 EXAMPLES = r"""
@@ -72,8 +82,21 @@ def deploy_summary(
     root: str,
     scope: str = "all",
     recovery: str = "",
+    baseline: str = protocol.BASELINE_DEFAULT,
 ) -> List[str]:
     records = [record(host, hostvars[host]) for host in hosts]
+    if not any(item.started for item in records):
+        found = [(host, baseline_report(hostvars[host])) for host in hosts]
+        failing = [(host, report) for host, report in found if protocol.preexisting(report)]
+        if baseline == "refuse" and failing:
+            return protocol.baseline_refusal(release, failing)
+    halted = any(
+        (item.started and not item.verified and not item.tolerated)
+        or (not item.started and item.locked is not None)
+        for item in records
+    )
+    if not halted:
+        return protocol.live_summary(release, records)
 
     def recover(stranded: List[str]) -> str:
         return recovery.replace("{hosts}", ",".join(stranded))

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional
 
-from ansible_collections.smokegate.core.plugins.module_utils.protocol import Answer, HostRecord
+from ansible_collections.smokegate.core.plugins.module_utils.protocol import (
+    BASELINE,
+    Answer,
+    HostRecord,
+)
 
 
 def answer(result: Any) -> Optional[Answer]:
@@ -30,8 +34,9 @@ def answers(results: Any) -> List[Answer]:
 
 
 def record(host: str, facts: Mapping[str, Any]) -> HostRecord:
-    """One host's record from its facts: deploy_lock, deploy_parts, rollback_result, and
-    deploy_failed_reason (a hook or another task that failed between the requests)."""
+    """One host's record from its facts: deploy_lock, deploy_parts, rollback_result,
+    deploy_tolerated (rolled back within the failure budget), and deploy_failed_reason (a
+    hook or another task that failed between the requests)."""
     deployed = answers(facts.get("deploy_parts"))
     reason = facts.get("deploy_failed_reason")
     if reason and all(item.ok for item in deployed) and facts.get("deploy_started"):
@@ -42,4 +47,12 @@ def record(host: str, facts: Mapping[str, Any]) -> HostRecord:
         tuple(deployed),
         answer(facts.get("rollback_result")),
         lock_kept=bool(facts.get("deploy_lock_kept")),
+        tolerated=bool(facts.get("deploy_tolerated")),
     )
+
+
+def baseline_report(facts: Mapping[str, Any]) -> Any:
+    """The report of the baseline the plan's lock request ran on the host, if it ran."""
+    locked = answer(facts.get("deploy_lock"))
+    found = locked.step(BASELINE) if locked is not None else None
+    return found.get("report") if found else None
