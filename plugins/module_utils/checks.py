@@ -486,12 +486,13 @@ QUERY_HOST = re.compile(r"[\w.:-]+")
 # A sample value as Prometheus writes it: every digit, so -5e-324 takes 327 characters.
 SAMPLE_VALUE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN")
 MAX_VALUE_TEXT = 400
-# How much of a text from the server a message shows (a label value, an error).
+# How much of a text from the server a message shows (an error, a series' labels).
 MAX_SHOWN = 200
+MAX_LABELS_SHOWN = 400
 
 
 class Sample(NamedTuple):
-    series: Optional[str]  # name{label="value", ...}; None for a scalar
+    labels: Optional[Dict[str, str]]  # None for a scalar
     value: float
 
 
@@ -506,17 +507,24 @@ def _printable(text: str, limit: int = MAX_SHOWN) -> str:
     return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
-def _series(metric: Any, where: str) -> str:
+def _labels(metric: Any, where: str) -> Dict[str, str]:
     if not isinstance(metric, dict) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in metric.items()
     ):
         raise BadAnswer("%s has no mapping of labels to strings" % where)
-    labels = ", ".join(
+    return metric
+
+
+def _series(labels: Dict[str, str]) -> str:
+    """A series as PromQL writes it, name{label="value", ...}, its texts made printable."""
+    inner = ", ".join(
         '%s="%s"' % (_printable(key, 60), _printable(value, 100).replace('"', '\\"'))
-        for key, value in sorted(metric.items())
+        for key, value in sorted(labels.items())
         if key != "__name__"
     )
-    return _printable(metric.get("__name__", ""), 100) + "{%s}" % labels
+    if len(inner) > MAX_LABELS_SHOWN:
+        inner = inner[:MAX_LABELS_SHOWN] + "..."
+    return _printable(labels.get("__name__", ""), 100) + "{%s}" % inner
 
 
 def _sample_value(pair: Any, where: str) -> float:
@@ -569,9 +577,9 @@ def _samples(response: HttpResponse) -> List[Sample]:
         if not isinstance(item, dict):
             raise BadAnswer("%s is not a mapping of metric and value" % where)
         samples.append(
-            Sample(_series(item.get("metric"), where), _sample_value(item.get("value"), where))
+            Sample(_labels(item.get("metric"), where), _sample_value(item.get("value"), where))
         )
-    return sorted(samples)
+    return samples
 
 
 def _outside(value: float, low: Optional[float], high: Optional[float]) -> float:
@@ -586,7 +594,9 @@ def _outside(value: float, low: Optional[float], high: Optional[float]) -> float
 
 def _sample_text(sample: Sample) -> str:
     value = format_number(sample.value)
-    return "scalar %s" % value if sample.series is None else "%s for %s" % (value, sample.series)
+    if sample.labels is None:
+        return "scalar %s" % value
+    return "%s for %s" % (value, _series(sample.labels))
 
 
 def _query_url(base: str, query: str, seconds: float) -> str:
@@ -684,13 +694,19 @@ def _within(samples: List[Sample], low: Optional[float], high: Optional[float]) 
         for operator, bound in ((">=", low), ("<=", high))
         if bound is not None
     )
-    outside = [sample for sample in samples if _outside(sample.value, low, high) > 0]
+    distances = [_outside(sample.value, low, high) for sample in samples]
+    outside = sum(1 for distance in distances if distance > 0)
     if outside:
-        worst = max(outside, key=lambda sample: _outside(sample.value, low, high))
-        count = " (%d of %d samples outside)" % (len(outside), len(samples))
-        return Outcome(
-            FAIL, "%s, %s%s" % (_sample_text(worst), want, count if len(samples) > 1 else "")
+        furthest = max(distances)
+        # Of samples equally far out (NaNs, say), the same one every time, whatever the
+        # order of the answer; only those are written out.
+        worst = min(
+            _sample_text(sample)
+            for sample, distance in zip(samples, distances)
+            if distance == furthest
         )
+        count = " (%d of %d samples outside)" % (outside, len(samples))
+        return Outcome(FAIL, "%s, %s%s" % (worst, want, count if len(samples) > 1 else ""))
     if len(samples) == 1:
         return Outcome(PASS, "%s, %s" % (_sample_text(samples[0]), want))
     values = [sample.value for sample in samples]
