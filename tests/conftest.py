@@ -221,6 +221,40 @@ def listening_port() -> Iterator[int]:
     listener.close()
 
 
+SYSTEM_PACKAGES = REPO / "scripts" / "system-packages"
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Prometheus server on a loopback port, scraping every second an exporter whose
+    gauges the tests set (tests/prometheus_server.py), up for the whole session.
+
+    Installed by scripts/system-packages (as root: here too, when it is missing).
+    """
+    from prometheus_server import Exporter, Prometheus
+
+    if shutil.which("prometheus") is None and os.geteuid() == 0:
+        installed = subprocess.run(
+            [str(SYSTEM_PACKAGES)], capture_output=True, text=True, check=False
+        )
+        if installed.returncode != 0:
+            pytest.fail("scripts/system-packages failed: %s" % installed.stderr[-2000:])
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip(
+            "prometheus is not installed (Debian package prometheus), and only root can"
+            " install it: run scripts/system-packages as root"
+        )
+    exporter = Exporter()
+    server = Prometheus(binary, tmp_path_factory.mktemp("prometheus"), exporter)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        exporter.close()
+
+
 def needs_root(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(os.geteuid() != 0, reason="needs root: %s" % reason)
 

@@ -1,15 +1,18 @@
 """A machine that exists only in memory, behind the probe interface (probes.Probe).
 
 Its world is unlike the machine the tests run on (``/srv/uploads`` is an NFS mount, ffmpeg
-6.1.1 is installed, ``db.internal`` resolves and listens on 5432), so a check that reads the
-system itself, instead of through its probe, reports something else and its test fails.
+6.1.1 is installed, ``db.internal`` resolves and listens on 5432, a Prometheus answers on
+127.0.0.1:9090), so a check that reads the system itself, instead of through its probe,
+reports something else and its test fails.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import re
 import socket
+from urllib.parse import parse_qs
 
 from ansible_collections.smokegate.core.plugins.module_utils.matcher import Found
 from ansible_collections.smokegate.core.plugins.module_utils.probes import (
@@ -31,6 +34,11 @@ OUTPUTS = {("/usr/bin/ffmpeg", "-version"): (0, "ffmpeg version 6.1.1-3 Copyrigh
 NAMES = {"db.internal": ["10.0.0.5", "10.0.0.6"]}
 LISTENING = {("db.internal", 5432): 0.0012}
 PAGES = {"http://127.0.0.1:8000/healthz": (200, b"ok\n")}
+# The samples a Prometheus at 127.0.0.1:9090 answers, by query.
+PROMETHEUS_URL = "http://127.0.0.1:9090/api/v1/query"
+SAMPLES = {
+    'rate(http_errors_total{instance="localhost"}[5m])': [({"instance": "localhost"}, "0.002")]
+}
 
 
 class FakeProbe:
@@ -90,7 +98,18 @@ class FakeProbe:
         follow_redirects: bool = False,
         validate_certs: bool = True,
     ) -> HttpResponse:
+        address, _mark, arguments = url.partition("?")
+        if address == PROMETHEUS_URL:
+            [query] = parse_qs(arguments)["query"]
+            return HttpResponse(200, prometheus_answer(SAMPLES.get(query, [])), url)
         if url not in PAGES:
             raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
         status, body = PAGES[url]
         return HttpResponse(status, body, url)
+
+
+def prometheus_answer(samples: list[tuple[dict[str, str], str]]) -> bytes:
+    result = [{"metric": labels, "value": [1700000000.0, value]} for labels, value in samples]
+    return json.dumps(
+        {"status": "success", "data": {"resultType": "vector", "result": result}}
+    ).encode()

@@ -40,6 +40,7 @@ EXAMPLE_MESSAGES = {
     "dns": "db.internal resolves to 10.0.0.5, 10.0.0.6",
     "tcp": "db.internal:5432 accepts connections (1.2 ms)",
     "http": "GET http://127.0.0.1:8000/healthz returned 200 and the body matches ok",
+    "prometheus": '0.002 for {instance="localhost"}, want <= 0.01',
 }
 
 

@@ -94,6 +94,30 @@ BAD_SPECS = [
         ["check 'body': http.method: 'FETCH' is not one of GET"],
     ),
     (
+        [{"name": "p", "prometheus": {"url": "http://p:9090", "query": "up"}}],
+        ["check 'p': prometheus needs at least one of max, min"],
+    ),
+    (
+        [{"name": "p", "prometheus": {"url": "http://p:9090", "query": "up", "max": "lots"}}],
+        ["check 'p': prometheus.max: expected a number"],
+    ),
+    (
+        [{"name": "p", "prometheus": {"url": "p:9090", "query": "up", "min": True}}],
+        [
+            "check 'p': prometheus.url: expected an http:// or https:// URL",
+            "check 'p': prometheus.min: expected a number",
+        ],
+    ),
+    (
+        [
+            {
+                "name": "p",
+                "prometheus": {"url": "http://p:9090", "query": "up", "max": 1, "on_empty": "skip"},
+            }
+        ],
+        ["check 'p': prometheus.on_empty: 'skip' is not one of fail, pass"],
+    ),
+    (
         [{"name": "shape", "disk": "/srv"}],
         ["check 'shape': disk: expected a mapping of fields (path, min_free"],
     ),
@@ -123,6 +147,9 @@ NUMERIC_FIELDS = {
         "disk": {"path": "/", "min_free_inodes_percent": value}
     },
     "tcp.port": lambda value: {"tcp": {"host": "db", "port": value}},
+    "prometheus.max": lambda value: {
+        "prometheus": {"url": "http://p/", "query": "up", "max": value}
+    },
     "timeout": lambda value: {"env": {"name": "A"}, "timeout": value},
     "retries": lambda value: {"env": {"name": "A"}, "retries": value},
     "retry_delay": lambda value: {"env": {"name": "A"}, "retry_delay": value},
@@ -205,6 +232,13 @@ def test_defaults_are_filled_in():
     assert (check.timeout, check.retries, check.retry_delay) == (5.0, 0, 1.0)
     assert check.params["args"] == ["--version"]
     assert str(check.params["version"]) == "3.8"
+
+
+def test_bounds_are_numbers_of_any_sign_templated_ones_too():
+    (check,) = spec.parse_spec(
+        [{"name": "p", "prometheus": {"url": "http://p/", "query": "up", "min": -2, "max": "0.5"}}]
+    )
+    assert (check.params["min"], check.params["max"], check.params["on_empty"]) == (-2, 0.5, "fail")
 
 
 def test_a_bad_spec_through_the_cli_exits_2_and_runs_nothing(tmp_path: Path, write_spec):

@@ -23,7 +23,7 @@ from ansible_collections.smokegate.core.plugins.plugin_utils.engine_action impor
 class ActionModule(EngineAction):
     TRANSFERS_FILES = False
     MODULE = "smokegate.core.smoke"
-    _VALID_ARGS = frozenset(("checks", "checks_file", "fail_on", "validate_only"))
+    _VALID_ARGS = frozenset(("checks", "checks_file", "fail_on", "host", "validate_only"))
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
@@ -41,6 +41,9 @@ class ActionModule(EngineAction):
                 msg="spec is valid: %d checks" % len(checks),
                 check_names=[check.name for check in checks],
             )
+        # The inventory name, not the machine's hostname: that is what users look up, and
+        # what a check's query asks about.
+        args.setdefault("host", task_vars.get("inventory_hostname"))
         # The module's own argument validation, done here for both paths: on the host, a
         # failure would return the invocation before the module masks URL credentials in it.
         validated = ArgumentSpecValidator(smoke_argument_spec()).validate(args)
@@ -53,11 +56,6 @@ class ActionModule(EngineAction):
             module_result = self._execute_module(
                 module_name=self.MODULE, module_args=args, task_vars=task_vars
             )
-        if isinstance(module_result.get("smoke"), dict):
-            # The inventory name, not the machine's hostname: that is what users look up.
-            module_result["smoke"]["host"] = task_vars.get(
-                "inventory_hostname", module_result["smoke"]["host"]
-            )
         result.update(module_result)
         return result
 
@@ -66,6 +64,7 @@ class ActionModule(EngineAction):
     ) -> Dict[str, Any]:
         request = protocol.request(
             [protocol.smoke(params["checks"])],
+            host=params["host"],
             environment=self._environment(),
             check_mode=self._task.check_mode,
         )

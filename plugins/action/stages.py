@@ -56,13 +56,13 @@ class ActionModule(EngineAction):
             params["archive"] = protocol.upload_path(directory, params.get("release") or "")
             result["upload"] = params["archive"]
             self._transfer_file(source, params["archive"])
-        host = task_vars.get("inventory_hostname")
+        # The inventory name, not the machine's hostname: that is what users look up, and
+        # what a check's query asks about.
+        if params.get("host") is None:
+            params["host"] = task_vars.get("inventory_hostname")
         if self._ships():
             request, problem = build_request(
-                params,
-                check_mode=self._task.check_mode,
-                environment=self._environment(),
-                host=host,
+                params, check_mode=self._task.check_mode, environment=self._environment()
             )
             if problem:
                 return dict(result, failed=True, msg=problem)
@@ -76,7 +76,4 @@ class ActionModule(EngineAction):
                     module_name=self.MODULE, module_args=params, task_vars=task_vars
                 )
             )
-        if isinstance(result.get("smoke"), dict) and host:
-            # The inventory name, not the machine's hostname: that is what users look up.
-            result["smoke"]["host"] = host
         return result

@@ -27,6 +27,7 @@ ANSIBLE_TYPES = {
     "bool": "bool",
     "size": "raw",
     "percent": "float",
+    "float": "float",
     "port": "int",
     "number": "float",
     "delay": "float",
@@ -89,6 +90,7 @@ def smoke_argument_spec() -> Dict[str, Any]:
         "checks": {"type": "list", "elements": "dict", "options": check_options()},
         "checks_file": {"type": "str"},
         "fail_on": {"type": "str", "default": "critical", "choices": ["critical", "never"]},
+        "host": {"type": "str"},
         "validate_only": {"type": "bool", "default": False},
     }
 

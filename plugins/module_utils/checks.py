@@ -28,17 +28,20 @@ its reference section.
 from __future__ import annotations
 
 import errno
+import json
+import math
 import re
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from .schema import CheckType, Field
-from .units import format_percent, format_size
+from .units import format_number, format_percent, format_size
 from .urls import redact_url
 
 if TYPE_CHECKING:
-    from .probes import Probe
+    from .probes import HttpResponse, Probe
 
 PASS, FAIL, ERROR, TIMEOUT, SKIPPED = "pass", "fail", "error", "timeout", "skipped"
 
@@ -52,14 +55,17 @@ class Outcome(NamedTuple):
 
 
 class Attempt(NamedTuple):
-    """One attempt's bounds: when it must end, and whether side effects are allowed."""
+    """One attempt's bounds: when it must end, and whether side effects are allowed; and the
+    host it runs for, by the name the front end knows it by (run_checks' ``host``:
+    localhost for an attempt made by hand)."""
 
     deadline: float  # time.monotonic() value
     check_mode: bool = False
+    host: str = "localhost"
 
     @classmethod
-    def until(cls, seconds: float, check_mode: bool = False) -> Attempt:
-        return cls(time.monotonic() + seconds, check_mode)
+    def until(cls, seconds: float, check_mode: bool = False, host: str = "localhost") -> Attempt:
+        return cls(time.monotonic() + seconds, check_mode, host)
 
     def remaining(self) -> float:
         return max(0.01, self.deadline - time.monotonic())
@@ -403,49 +409,309 @@ def check_tcp(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     example={"url": "http://127.0.0.1:8000/healthz", "status": 200, "body": "ok"},
 )
 def check_http(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
-    import http.client  # about 20 ms to import: only specs with http checks pay for it
-
-    method, shown = params["method"], redact_url(params["url"])
-    try:
-        response = probe.http(
-            method,
-            params["url"],
-            params["headers"] or {},
-            timeout=attempt.remaining(),
-            follow_redirects=params["follow_redirects"],
-            validate_certs=params["validate_certs"],
-        )
-    except (socket.timeout, TimeoutError):
-        raise
-    except ConnectionRefusedError:
-        return Outcome(FAIL, "%s %s: connection refused" % (method, shown))
-    except socket.gaierror as exc:
-        return Outcome(FAIL, "%s %s: host does not resolve: %s" % (method, shown, exc.strerror))
-    except OSError as exc:
-        return Outcome(FAIL, "%s %s: %s" % (method, shown, exc.strerror or exc))
-    except http.client.HTTPException as exc:
-        return Outcome(FAIL, "%s %s: malformed response (%s)" % (method, shown, type(exc).__name__))
-    except ValueError:
-        # http.client quotes an invalid header value in its error: never show it.
-        return Outcome(
-            ERROR, "%s %s: the request could not be sent (invalid URL or header)" % (method, shown)
-        )
+    method = params["method"]
+    shown = "%s %s" % (method, redact_url(params["url"]))
+    response = _exchange(
+        probe,
+        method,
+        params["url"],
+        params["headers"] or {},
+        attempt,
+        shown,
+        follow_redirects=params["follow_redirects"],
+        validate_certs=params["validate_certs"],
+    )
+    if isinstance(response, Outcome):
+        return response
     status_text = " or ".join(str(code) for code in params["status"])
     if response.status not in params["status"]:
-        return Outcome(
-            FAIL, "%s %s returned %d, expected %s" % (method, shown, response.status, status_text)
-        )
+        return Outcome(FAIL, "%s returned %d, expected %s" % (shown, response.status, status_text))
     if params["body"] is not None:
         text = response.body.decode("utf-8", "replace")
         if probe.search(params["body"], text, timeout=attempt.remaining()) is None:
             return Outcome(
                 FAIL,
-                "%s %s returned %d but the body (%d bytes) does not match %s"
-                % (method, shown, response.status, len(response.body), params["body"]),
+                "%s returned %d but the body (%d bytes) does not match %s"
+                % (shown, response.status, len(response.body), params["body"]),
             )
         return Outcome(
             PASS,
-            "%s %s returned %d and the body matches %s"
-            % (method, shown, response.status, params["body"]),
+            "%s returned %d and the body matches %s" % (shown, response.status, params["body"]),
         )
-    return Outcome(PASS, "%s %s returned %d" % (method, shown, response.status))
+    return Outcome(PASS, "%s returned %d" % (shown, response.status))
+
+
+def _exchange(
+    probe: Probe,
+    method: str,
+    url: str,
+    headers: Dict[str, str],
+    attempt: Attempt,
+    shown: str,
+    follow_redirects: bool = False,
+    validate_certs: bool = True,
+) -> Union[HttpResponse, Outcome]:
+    """The answer to one HTTP request, or the outcome of a request that got none. ``shown``
+    names the request in messages (its URL without credentials)."""
+    import http.client  # about 20 ms to import: only specs with HTTP requests pay for it
+
+    try:
+        return probe.http(
+            method,
+            url,
+            headers,
+            timeout=attempt.remaining(),
+            follow_redirects=follow_redirects,
+            validate_certs=validate_certs,
+        )
+    except (socket.timeout, TimeoutError):
+        raise
+    except ConnectionRefusedError:
+        return Outcome(FAIL, "%s: connection refused" % shown)
+    except socket.gaierror as exc:
+        return Outcome(FAIL, "%s: host does not resolve: %s" % (shown, exc.strerror))
+    except OSError as exc:
+        return Outcome(FAIL, "%s: %s" % (shown, exc.strerror or exc))
+    except http.client.HTTPException as exc:
+        return Outcome(FAIL, "%s: malformed response (%s)" % (shown, type(exc).__name__))
+    except ValueError:
+        # http.client quotes an invalid header value in its error: never show it.
+        return Outcome(ERROR, "%s: the request could not be sent (invalid URL or header)" % shown)
+
+
+QUERY_PATH = "/api/v1/query"
+# What a host name may hold to be put in a query: nothing that ends or escapes a PromQL
+# string, whichever quotes it is written in.
+QUERY_HOST = re.compile(r"[\w.:-]+")
+# A sample value as Prometheus writes it: every digit, so -5e-324 takes 327 characters.
+SAMPLE_VALUE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN")
+MAX_VALUE_TEXT = 400
+# How much of a text from the server a message shows (an error, a series' labels).
+MAX_SHOWN = 200
+MAX_LABELS_SHOWN = 400
+
+
+class Sample(NamedTuple):
+    labels: Optional[Dict[str, str]]  # None for a scalar
+    value: float
+
+
+class BadAnswer(Exception):
+    """An answer the check cannot compare; the text says what was wrong with it."""
+
+
+def _printable(text: str, limit: int = MAX_SHOWN) -> str:
+    """A server's text for a message: control and non-ASCII characters escaped, so that a
+    terminal shows them instead of acting on them, and cut after ``limit`` characters."""
+    shown = text[: limit + 1].encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _labels(metric: Any, where: str) -> Dict[str, str]:
+    if not isinstance(metric, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in metric.items()
+    ):
+        raise BadAnswer("%s has no mapping of labels to strings" % where)
+    return metric
+
+
+def _series(labels: Dict[str, str]) -> str:
+    """A series as PromQL writes it, name{label="value", ...}, its texts made printable."""
+    inner = ", ".join(
+        '%s="%s"' % (_printable(key, 60), _printable(value, 100).replace('"', '\\"'))
+        for key, value in sorted(labels.items())
+        if key != "__name__"
+    )
+    if len(inner) > MAX_LABELS_SHOWN:
+        inner = inner[:MAX_LABELS_SHOWN] + "..."
+    return _printable(labels.get("__name__", ""), 100) + "{%s}" % inner
+
+
+def _sample_value(pair: Any, where: str) -> float:
+    if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str)):
+        raise BadAnswer('%s is not a [time, "value"] pair' % where)
+    text = pair[1]
+    if len(text) > MAX_VALUE_TEXT or not SAMPLE_VALUE.fullmatch(text):
+        raise BadAnswer('%s has the value "%s", not a number' % (where, _printable(text, 40)))
+    return float(text)
+
+
+def _samples(response: HttpResponse) -> List[Sample]:
+    """The samples of an answer to an instant query, a scalar as one sample."""
+    if response.truncated:
+        raise BadAnswer("%s answered more than %s" % (QUERY_PATH, format_size(len(response.body))))
+    try:
+        document = json.loads(response.body.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser
+        document = None
+    if not isinstance(document, dict) or document.get("status") not in ("success", "error"):
+        raise BadAnswer("%s returned %d, not a Prometheus answer" % (QUERY_PATH, response.status))
+    if document["status"] == "error":
+        error, error_type = document.get("error"), document.get("errorType")
+        raise BadAnswer(
+            "refused the query%s: %s"
+            % (
+                " (%s)" % _printable(error_type, 40) if isinstance(error_type, str) else "",
+                _printable(error) if isinstance(error, str) else "(no message)",
+            )
+        )
+    data = document.get("data")
+    kind = data.get("resultType") if isinstance(data, dict) else None
+    if kind == "scalar":
+        return [Sample(None, _sample_value(data.get("result"), "the scalar"))]
+    if kind == "matrix":
+        raise BadAnswer(
+            "the query returns a range vector (matrix); the check compares an instant vector"
+            " or a scalar, such as max_over_time(...[5m])"
+        )
+    if kind == "string":
+        raise BadAnswer("the query returns a string, not a number")
+    if kind != "vector":
+        raise BadAnswer("its answer has no resultType vector or scalar")
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise BadAnswer("its vector is not a list of samples")
+    samples = []
+    for number, item in enumerate(result, 1):
+        where = "sample %d" % number
+        if not isinstance(item, dict):
+            raise BadAnswer("%s is not a mapping of metric and value" % where)
+        samples.append(
+            Sample(_labels(item.get("metric"), where), _sample_value(item.get("value"), where))
+        )
+    return samples
+
+
+def _outside(value: float, low: Optional[float], high: Optional[float]) -> float:
+    """How far outside the bounds a value lies: 0 within them; NaN and infinities, which
+    no bound can hold, lie infinitely far."""
+    if math.isnan(value) or math.isinf(value):
+        return math.inf
+    below = low - value if low is not None else 0.0
+    above = value - high if high is not None else 0.0
+    return max(below, above, 0.0)
+
+
+def _sample_text(sample: Sample) -> str:
+    value = format_number(sample.value)
+    if sample.labels is None:
+        return "scalar %s" % value
+    return "%s for %s" % (value, _series(sample.labels))
+
+
+def _query_url(base: str, query: str, seconds: float) -> str:
+    parts = urlsplit(base)
+    # Prometheus stops evaluating when the attempt stops waiting.
+    arguments = urlencode({"query": query, "timeout": "%.3f" % seconds})
+    return urlunsplit(
+        (
+            parts.scheme,
+            parts.netloc,
+            parts.path.rstrip("/") + QUERY_PATH,
+            "&".join(filter(None, (parts.query, arguments))),
+            "",
+        )
+    )
+
+
+@declare(
+    "prometheus",
+    "Every sample of a PromQL instant query (or the scalar it returns) is within bounds,"
+    " asked of Prometheus's HTTP API (/api/v1/query under url) within the check's timeout."
+    " NaN and infinite samples fail whatever the bounds; a query Prometheus refuses is an"
+    " error that shows its message, as is one that returns a range vector or a string.",
+    [
+        Field(
+            "url",
+            "url",
+            "The Prometheus server's base URL, path prefix included (http://prometheus:9090);"
+            " a user:password@ in it is sent as Basic authentication, percent-decoded, and"
+            " never shown.",
+            required=True,
+        ),
+        Field(
+            "query",
+            "str",
+            "PromQL, evaluated now. {host} in it is replaced by the host's name as the front"
+            " end knows it: the inventory_hostname in Ansible, the -H name with fab, the"
+            " machine's host name for smokegate check and serve.",
+            required=True,
+        ),
+        Field("max", "float", "Every sample must be at most this."),
+        Field("min", "float", "Every sample must be at least this."),
+        Field(
+            "on_empty",
+            "choice",
+            "What a query that returns no sample is (pass: for a series that only exists"
+            " while something is wrong).",
+            default="fail",
+            choices=("fail", "pass"),
+        ),
+        Field(
+            "headers",
+            "headers",
+            "Request headers; values are secrets and never shown.",
+            secret=True,
+        ),
+    ],
+    example={
+        "url": "http://127.0.0.1:9090",
+        "query": 'rate(http_errors_total{instance="{host}"}[5m])',
+        "max": 0.01,
+    },
+    requires_one_of=("max", "min"),
+)
+def check_prometheus(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
+    query = params["query"]
+    if "{host}" in query:
+        if not QUERY_HOST.fullmatch(attempt.host):
+            return Outcome(
+                ERROR,
+                "the host name %s cannot be put in a query: only letters, digits and . _ : -"
+                % _printable(attempt.host, 60),
+            )
+        query = query.replace("{host}", attempt.host)
+    shown = "Prometheus at %s" % redact_url(params["url"])
+    url = _query_url(params["url"], query, attempt.remaining())
+    response = _exchange(probe, "GET", url, params["headers"] or {}, attempt, shown)
+    if isinstance(response, Outcome):
+        return response
+    try:
+        samples = _samples(response)
+    except BadAnswer as exc:
+        return Outcome(ERROR, "%s: %s" % (shown, exc))
+    if not samples:
+        if params["on_empty"] == "pass":
+            return Outcome(PASS, "no samples for %s (on_empty: pass)" % _printable(query))
+        return Outcome(FAIL, "no samples for %s" % _printable(query))
+    return _within(samples, params["min"], params["max"])
+
+
+def _within(samples: List[Sample], low: Optional[float], high: Optional[float]) -> Outcome:
+    """Pass when every sample is within the bounds; else fail on the one furthest out."""
+    want = "want " + " and ".join(
+        "%s %s" % (operator, format_number(bound))
+        for operator, bound in ((">=", low), ("<=", high))
+        if bound is not None
+    )
+    distances = [_outside(sample.value, low, high) for sample in samples]
+    outside = sum(1 for distance in distances if distance > 0)
+    if outside:
+        furthest = max(distances)
+        # Of samples equally far out (NaNs, say), the same one every time, whatever the
+        # order of the answer; only those are written out.
+        worst = min(
+            _sample_text(sample)
+            for sample, distance in zip(samples, distances)
+            if distance == furthest
+        )
+        count = " (%d of %d samples outside)" % (outside, len(samples))
+        return Outcome(FAIL, "%s, %s%s" % (worst, want, count if len(samples) > 1 else ""))
+    if len(samples) == 1:
+        return Outcome(PASS, "%s, %s" % (_sample_text(samples[0]), want))
+    values = [sample.value for sample in samples]
+    return Outcome(
+        PASS,
+        "%d samples from %s to %s, %s"
+        % (len(samples), format_number(min(values)), format_number(max(values)), want),
+    )

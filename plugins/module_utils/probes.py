@@ -61,8 +61,9 @@ class DiskUsage(NamedTuple):
 
 class HttpResponse(NamedTuple):
     status: int
-    body: bytes
+    body: bytes  # at most MAX_BODY bytes
     url: str
+    truncated: bool = False  # the server sent more than MAX_BODY bytes
 
 
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
@@ -415,7 +416,7 @@ class SystemProbe:
                 target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
                 connection.request(method, target, headers=request_headers)
                 response = connection.getresponse()
-                body = response.read(MAX_BODY)
+                body = response.read(MAX_BODY + 1)
                 location = response.getheader("Location")
             except (OSError, http.client.HTTPException):
                 if cutoff.fired.is_set():
@@ -427,5 +428,5 @@ class SystemProbe:
             if follow_redirects and response.status in REDIRECT_STATUSES and location:
                 url = urljoin(url, location)
                 continue
-            return HttpResponse(response.status, body, url)
+            return HttpResponse(response.status, body[:MAX_BODY], url, len(body) > MAX_BODY)
         raise OSError("more than %d redirects" % MAX_REDIRECTS)

@@ -95,13 +95,13 @@ def _refusal(check: Check) -> Optional[Outcome]:
     return None
 
 
-def _attempt(check: Check, probe: Probe, budget: float, check_mode: bool) -> Outcome:
+def _attempt(check: Check, probe: Probe, budget: float, check_mode: bool, host: str) -> Outcome:
     refusal = _refusal(check)
     if refusal is not None:
         return refusal
     box: List[Outcome] = []
     finished = threading.Event()
-    attempt = Attempt(time.monotonic() + budget, check_mode)
+    attempt = Attempt(time.monotonic() + budget, check_mode, host)
 
     def target() -> None:
         try:
@@ -127,7 +127,7 @@ def _seconds(value: float) -> str:
     return ("%.2f" % value).rstrip("0").rstrip(".")
 
 
-def _run_one(check: Check, probe: Probe, check_mode: bool, deadline: float) -> Result:
+def _run_one(check: Check, probe: Probe, check_mode: bool, host: str, deadline: float) -> Result:
     started = time.monotonic()
     attempts = 0
     while True:
@@ -136,7 +136,7 @@ def _run_one(check: Check, probe: Probe, check_mode: bool, deadline: float) -> R
         if budget <= 0:
             outcome = Outcome(TIMEOUT, "not finished by the overall deadline")
             break
-        outcome = _attempt(check, probe, budget, check_mode)
+        outcome = _attempt(check, probe, budget, check_mode, host)
         if outcome.status == PASS or attempts > check.retries:
             break
         if time.monotonic() + check.retry_delay >= deadline:
@@ -191,9 +191,11 @@ def run_checks(
 ) -> Dict[str, Any]:
     """Run the checks in parallel and return the report (results in spec order).
 
-    ``only`` limits the run to those names (the others are reported ``skipped``);
-    ``deadline`` bounds the whole run in seconds (default: the slowest check's worst
-    case); ``check_mode`` skips side effects such as the mount write test;
+    ``host`` is the host's name as the front end knows it (default: this machine's host
+    name): the report's, and the one checks put in what they ask for (a prometheus query's
+    ``{host}``). ``only`` limits the run to those names (the others are reported
+    ``skipped``); ``deadline`` bounds the whole run in seconds (default: the slowest
+    check's worst case); ``check_mode`` skips side effects such as the mount write test.
     ``preexisting`` names checks that failed on this host before the deploy: when they fail
     again they are marked so, and do not judge (protocol.blocks).
     """
@@ -202,6 +204,7 @@ def run_checks(
 
         probe = SystemProbe()
     started = time.monotonic()
+    name = host if host is not None else socket.gethostname()
     selected = set(only) if only is not None else None
     to_run = [check for check in checks if selected is None or check.name in selected]
     limit = deadline if deadline is not None else worst_case_seconds(to_run or checks) + 1
@@ -211,7 +214,7 @@ def run_checks(
 
     def drive(check: Check) -> None:
         with slots:
-            results[check.name] = _run_one(check, probe, check_mode, run_deadline)
+            results[check.name] = _run_one(check, probe, check_mode, name, run_deadline)
 
     drivers = []
     for check in to_run:
@@ -245,7 +248,7 @@ def run_checks(
         if result["name"] in already and result["status"] not in (PASS, SKIPPED):
             result["preexisting"] = True
     return {
-        "host": host if host is not None else socket.gethostname(),
+        "host": name,
         "ok": is_ok(ordered),
         "duration_ms": round(1000 * (time.monotonic() - started), 1),
         "summary": summarize(ordered),

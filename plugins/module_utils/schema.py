@@ -25,6 +25,7 @@ KINDS: Dict[str, str] = {
     "size": "Bytes, or a number with a unit: K, M, G, T, P and KiB to PiB are powers of 1024,"
     " KB to PB powers of 1000 (500M, 2GiB, 10GB).",
     "percent": "A number from 0 to 100.",
+    "float": "A number, whole or decimal, negative or not.",
     "port": "A whole number from 1 to 65535.",
     "number": "Seconds, greater than 0.",
     "delay": "Seconds, 0 or more.",

@@ -129,6 +129,13 @@ def _percent(value: Any) -> float:
     return float(value)
 
 
+def _float(value: Any) -> float:
+    value = _numeric(value)
+    if not _is_number(value):
+        raise ValueError("expected a number")
+    return float(value)
+
+
 def _port(value: Any) -> int:
     value = _numeric(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
@@ -212,6 +219,7 @@ VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "bool": _bool,
     "size": _size,
     "percent": _percent,
+    "float": _float,
     "port": _port,
     "number": _positive,
     "delay": _delay,

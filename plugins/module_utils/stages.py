@@ -45,6 +45,7 @@ STAGES_ARGUMENT_SPEC: Dict[str, Any] = {
     "restart_timeout": {"type": "float", "default": protocol.RESTART_TIMEOUT},
     "checks": {"type": "list", "elements": "dict"},
     "checks_file": {"type": "path"},
+    "host": {"type": "str"},
     "holder": {"type": "str"},
     "to": {"type": "str"},
     "reason": {"type": "str", "default": protocol.BY_HAND},
@@ -75,7 +76,6 @@ def build_request(
     params: Dict[str, Any],
     check_mode: bool = False,
     environment: Optional[Dict[str, str]] = None,
-    host: Optional[str] = None,
     pid: Optional[int] = None,
 ) -> Tuple[Dict[str, Any], Optional[str]]:
     """(the request, None), or ({}, why the options do not make one)."""
@@ -107,7 +107,11 @@ def build_request(
         preexisting=params.get("preexisting") or None,
     )
     request = protocol.request(
-        steps, root=params["root"], host=host, environment=environment, check_mode=check_mode
+        steps,
+        root=params["root"],
+        host=params.get("host"),
+        environment=environment,
+        check_mode=check_mode,
     )
     request["before"] = True  # the current release and the lock before: for --diff
     return request, None

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import math
 import re
 from typing import List, Tuple, Union
 
@@ -67,6 +68,21 @@ def format_size(num_bytes: float) -> str:
 def format_percent(value: float) -> str:
     text = "%.1f" % value
     return (text[:-2] if text.endswith(".0") else text) + "%"
+
+
+def format_number(value: float) -> str:
+    """A measured value for a message: its shortest exact form, with NaN, +Inf and -Inf
+    written as Prometheus writes them.
+
+    >>> [format_number(value) for value in (0.031, 3.0, 1e21, float("nan"), float("-inf"))]
+    ['0.031', '3', '1e+21', 'NaN', '-Inf']
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 _NUMERIC_RE = re.compile(r"\d+")

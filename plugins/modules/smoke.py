@@ -10,8 +10,8 @@ short_description: Run environment smoke checks on a host, all in one process
 version_added: 0.1.0
 description:
   - Runs a smokegate check spec (mounts, disk space, environment variables, binary versions,
-    DNS, TCP and HTTP reachability) on the managed host, every check in parallel and each
-    bounded by its timeout, and returns one report.
+    DNS, TCP and HTTP reachability, Prometheus metrics) on the managed host, every check in
+    parallel and each bounded by its timeout, and returns one report.
   - Fails when a critical check does not pass, naming each failed check, unless O(fail_on=never).
   - The spec is validated on the controller before anything is sent; every error names the
     check and the field.
@@ -51,6 +51,13 @@ options:
       - Templated with the host's variables, so a check may use a template such as C({{ ansible_host }}).
       - Exactly one of O(checks) and O(checks_file) is required.
     type: str
+  host:
+    description:
+      - The host's name as the checks know it (C({host}) in O(checks[].prometheus.query)) and
+        as RV(smoke.host) names it.
+      - The action plugin sets it to the host's C(inventory_hostname) unless it is given;
+        without a name the module uses the machine's host name.
+    type: str
   validate_only:
     description:
       - Validate and template the spec on the controller, then stop without contacting the host.
@@ -61,7 +68,8 @@ options:
     description:
       - The checks to run. Each has a unique O(checks[].name), exactly one type key
         (O(checks[].mount), O(checks[].disk), O(checks[].env), O(checks[].binary),
-        O(checks[].dns), O(checks[].tcp) or O(checks[].http)) and optional common keys.
+        O(checks[].dns), O(checks[].tcp), O(checks[].http) or O(checks[].prometheus)) and
+        optional common keys.
       - Exactly one of O(checks) and O(checks_file) is required.
     type: list
     elements: dict
@@ -281,6 +289,49 @@ options:
             - Verify the server certificate for https.
             type: bool
             default: true
+      prometheus:
+        description:
+        - A C(prometheus) check. Every sample of a PromQL instant query (or the scalar it returns) is within
+          bounds, asked of Prometheus's HTTP API (/api/v1/query under url) within the check's timeout. NaN and
+          infinite samples fail whatever the bounds; a query Prometheus refuses is an error that shows its message,
+          as is one that returns a range vector or a string.
+        - Needs at least one of O(checks[].prometheus.max), O(checks[].prometheus.min).
+        type: dict
+        suboptions:
+          url:
+            description:
+            - The Prometheus server's base URL, path prefix included (http://prometheus:9090); a user:password@
+              in it is sent as Basic authentication, percent-decoded, and never shown.
+            type: str
+            required: true
+          query:
+            description:
+            - 'PromQL, evaluated now. {host} in it is replaced by the host''s name as the front end knows it:
+              the inventory_hostname in Ansible, the -H name with fab, the machine''s host name for smokegate
+              check and serve.'
+            type: str
+            required: true
+          max:
+            description:
+            - Every sample must be at most this.
+            type: float
+          min:
+            description:
+            - Every sample must be at least this.
+            type: float
+          on_empty:
+            description:
+            - 'What a query that returns no sample is (pass: for a series that only exists while something is
+              wrong).'
+            type: str
+            default: fail
+            choices:
+            - fail
+            - pass
+          headers:
+            description:
+            - Request headers; values are secrets and never shown.
+            type: dict
 # END generated check options
 notes:
   - The whole spec runs in one module execution per host, never one task per check.
@@ -411,7 +462,8 @@ def main() -> None:
         checks = parse_spec(module.params["checks"])
     except SpecError as exc:
         module.fail_json(msg="invalid smoke spec:\n" + "\n".join(exc.errors), errors=exc.errors)
-    result = gate_result(run_checks(checks, check_mode=module.check_mode), module.params["fail_on"])
+    report = run_checks(checks, host=module.params["host"], check_mode=module.check_mode)
+    result = gate_result(report, module.params["fail_on"])
     if result.pop("failed", False):
         module.fail_json(**result)
     module.exit_json(**result)

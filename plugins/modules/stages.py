@@ -97,6 +97,12 @@ options:
   checks_file:
     description: With V(smoke), a spec file on the controller, read and templated by the action.
     type: path
+  host:
+    description:
+      - With V(smoke), the host's name as the checks know it (C({host}) in a prometheus query)
+        and as the smoke report names it.
+      - The action plugin sets it to the host's C(inventory_hostname) unless it is given.
+    type: str
   holder:
     description: With V(lock) and V(unlock), who holds the lock (a run of its own).
     type: str
