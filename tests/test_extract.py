@@ -286,7 +286,7 @@ def test_an_archive_with_more_members_than_free_inodes_is_refused(tmp_path: Path
 
 
 @pytest.mark.skipif(
-    not shutil.which("strace"), reason="needs strace (scripts/system-packages installs it)"
+    not shutil.which("strace"), reason="needs strace (scripts/system-packages installs it as root)"
 )
 def test_the_release_is_on_disk_before_it_is_renamed_into_place(tmp_path: Path):
     archive = Archive().file("app.py", b"print(1)\n").write(tmp_path / "r.tar.gz")
