@@ -184,6 +184,19 @@ def test_a_held_lock_refuses_a_second_deploy_and_names_the_holder(fleet: Fleet):
     assert not fleet.locked("web1") and not fleet.locked("web3")
 
 
+def test_a_rerun_of_a_deployed_release_uploads_nothing_and_changes_nothing(fleet: Fleet):
+    assert fleet.deploy("v1").returncode == 0
+    run = fleet.playbook("rolling_deploy", "-v", **fleet.deploy_vars("v1"))
+    assert run.returncode == 0, run.output
+    assert '"upload": ' not in run.output  # the release is on every host already
+    assert {
+        host: counters["changed"] for host, counters in recap(run.output).items()
+    } == dict.fromkeys(fleet.hosts, 0)
+    for host in fleet.hosts:
+        assert fleet.current(host) == "v1" and fleet.state(host, "v1") == "good"
+        assert not fleet.locked(host)
+
+
 def test_explicit_rollback_converges_and_a_rerun_changes_nothing(fleet: Fleet):
     assert fleet.deploy("v1").returncode == 0
     assert fleet.deploy("v2").returncode == 0

@@ -24,7 +24,10 @@ from ansible_collections.smokegate.core.plugins.plugin_utils.engine_action impor
 
 
 class ActionModule(EngineAction):
-    TRANSFERS_FILES = True
+    # No remote temporary directory (three more execs: make it, find home, remove it): the
+    # artifact goes straight to its upload path, the request travels on stdin, and the module
+    # run without pipelining makes one for itself.
+    TRANSFERS_FILES = False
     MODULE = "smokegate.core.stages"
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
