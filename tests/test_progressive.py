@@ -11,6 +11,7 @@ seconds later.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -62,13 +63,18 @@ def fab_deploy(
 def test_fab_a_bake_catches_what_one_snapshot_lets_through(lab: LabFleet):
     assert fab_deploy(lab, "v1").returncode == 0
     through = fab_deploy(lab, "v2", extra=dying())
-    assert through.returncode == 0, through.output  # one snapshot: out everywhere, dying
+    assert through.returncode == 0, through.output  # one snapshot: out everywhere...
+    time.sleep(2.5)
+    status = lab.root("web1") / "current" / "status.env"
+    assert status.read_text() == "HEALTHY=\n"  # ...and dead everywhere seconds later
+    back = lab.fab("rollback", "--root", "/srv/app", "--to", "v1", "--restart", "bin/restart")
+    assert back.returncode == 0, back.output
     caught = fab_deploy(lab, "v3", "--bake", "4", "--bake-interval", "1", extra=dying())
     assert caught.returncode == 1, caught.output
     assert "FAILED web1: bake failed " in caught.stdout and "(round " in caught.stdout
-    assert "ROLLED BACK web1: v3 -> v2, restarted" in caught.stdout
+    assert "ROLLED BACK web1: v3 -> v1, restarted" in caught.stdout
     assert "UNTOUCHED web2: its batch never started" in caught.stdout
-    assert [lab.current(host) for host in lab.hosts] == ["v2"] * 4
+    assert [lab.current(host) for host in lab.hosts] == ["v1"] * 4
     assert all("v3" not in lab.releases_on_disk(host) for host in lab.hosts[1:])
 
 
@@ -136,14 +142,20 @@ def test_ansible_a_bake_catches_what_one_snapshot_lets_through(tmp_path: Path):
     restart = {"smokegate_restart_command": "bin/restart"}
     assert fleet.deploy("v1", **restart).returncode == 0
     through = fleet.deploy("v2", extra=dying_locally(), **restart)
-    assert through.returncode == 0, through.output
+    assert through.returncode == 0, through.output  # one snapshot: out everywhere...
+    time.sleep(2.5)
+    assert (fleet.root("web1") / "current" / "health.env").read_text() == ""  # ...and dead
+    back = fleet.playbook(
+        "rollback", smokegate_rollback_to="v1", smokegate_checks_file=str(fleet.spec_file)
+    )
+    assert back.returncode == 0, back.output
     caught = fleet.deploy(
         "v3", extra=dying_locally(), smokegate_bake=4, smokegate_bake_interval=1, **restart
     )
     assert caught.returncode != 0
     assert "FAILED web1: bake failed " in caught.output
-    assert "ROLLED BACK web1: v3 -> v2, restarted" in caught.output
-    assert [fleet.current(host) for host in fleet.hosts] == ["v2"] * 4
+    assert "ROLLED BACK web1: v3 -> v1, restarted" in caught.output
+    assert [fleet.current(host) for host in fleet.hosts] == ["v1"] * 4
     assert all("v3" not in fleet.releases_on_disk(host) for host in fleet.hosts[1:])
 
 

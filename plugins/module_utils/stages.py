@@ -141,6 +141,9 @@ def answer_result(
     }
     if read.report is not None:
         result["smoke"] = read.report
+    baseline = read.step(protocol.BASELINE)
+    if baseline is not None:
+        result["preexisting"] = baseline.get("preexisting", [])
     if answer.get("info_error"):
         result["info_error"] = answer["info_error"]
     failed = [step for step in read.steps if not step.get("ok")]

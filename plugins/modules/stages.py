@@ -203,6 +203,12 @@ rollback_target:
   description: The release a rollback from the current one would go to, or null.
   returned: always
   type: str
+preexisting:
+  description: The checks the V(baseline) stage found failing on the current release.
+  returned: when the baseline stage ran
+  type: list
+  elements: str
+  sample: [payments url]
 upload:
   description: Where the action uploaded O(artifact) on the host (removed once unpacked).
   returned: when O(artifact) was uploaded

@@ -41,13 +41,14 @@ def record(host: str, facts: Mapping[str, Any]) -> HostRecord:
     reason = facts.get("deploy_failed_reason")
     if reason and all(item.ok for item in deployed) and facts.get("deploy_started"):
         deployed.append(Answer.lost(str(reason)))
+    tolerated = facts.get("deploy_tolerated")  # the answer of its rollback alone
     return HostRecord(
         host,
         answer(facts.get("deploy_lock")),
         tuple(deployed),
-        answer(facts.get("rollback_result")),
+        answer(tolerated if tolerated else facts.get("rollback_result")),
         lock_kept=bool(facts.get("deploy_lock_kept")),
-        tolerated=bool(facts.get("deploy_tolerated")),
+        tolerated=bool(tolerated),
     )
 
 
