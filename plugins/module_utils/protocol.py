@@ -471,14 +471,13 @@ def bake_verdict(rounds: Sequence[Dict[str, Any]]) -> Tuple[bool, str]:
 
     >>> bake_verdict([{"at": 10, "ok": True, "failing": []}, {"at": 20, "ok": False,
     ...               "failing": ["app health"]}])
-    (False, 'bake failed 20 s after the first pass (round 2 of 2): app health')
+    (False, 'bake failed 20 s after the first pass (round 2): app health')
     """
     for number, round_ in enumerate(rounds, 1):
         if not round_.get("ok"):
-            return False, "bake failed %g s after the first pass (round %d of %d): %s" % (
+            return False, "bake failed %g s after the first pass (round %d): %s" % (
                 round_.get("at", 0),
                 number,
-                len(rounds),
                 ", ".join(round_.get("failing") or ["no answer"]),
             )
     return True, "baked %d rounds over %g s" % (
