@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
 from .checks import CHECK_TYPES, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
 from .protocol import blocks
-from .spec import Check
+from .spec import Check, Checks
+from .units import format_seconds
 from .urls import secret_forms
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def _refusal(check: Check) -> Optional[Outcome]:
         return Outcome(
             TIMEOUT,
             "still waiting on an earlier attempt, started %s s ago"
-            % _seconds(time.monotonic() - earlier[1]),
+            % format_seconds(time.monotonic() - earlier[1]),
         )
     if hanging >= MAX_ABANDONED:
         return Outcome(
@@ -107,7 +108,7 @@ def _attempt(check: Check, probe: Probe, budget: float, check_mode: bool) -> Out
         try:
             box.append(CHECK_TYPES[check.type].compare(check.params, probe, attempt))
         except (socket.timeout, TimeoutError):
-            box.append(Outcome(TIMEOUT, "no result within %s s" % _seconds(budget)))
+            box.append(Outcome(TIMEOUT, "no result within %s s" % format_seconds(budget)))
         except Exception as exc:  # a probe failing in a way we did not foresee
             box.append(Outcome(ERROR, "%s: %s" % (type(exc).__name__, exc)))
         finally:
@@ -119,12 +120,8 @@ def _attempt(check: Check, probe: Probe, budget: float, check_mode: bool) -> Out
     if not finished.wait(budget + GRACE) or not box:
         with _abandoned_lock:
             _abandoned[_identity(check)] = (thread, started)
-        return Outcome(TIMEOUT, "no result within %s s" % _seconds(budget))
+        return Outcome(TIMEOUT, "no result within %s s" % format_seconds(budget))
     return box[0]
-
-
-def _seconds(value: float) -> str:
-    return ("%.2f" % value).rstrip("0").rstrip(".")
 
 
 def _run_one(check: Check, probe: Probe, check_mode: bool, deadline: float) -> Result:
@@ -142,7 +139,7 @@ def _run_one(check: Check, probe: Probe, check_mode: bool, deadline: float) -> R
         if time.monotonic() + check.retry_delay >= deadline:
             break
         time.sleep(check.retry_delay)
-    return {
+    result = {
         "name": check.name,
         "type": check.type,
         "severity": check.severity,
@@ -151,9 +148,12 @@ def _run_one(check: Check, probe: Probe, check_mode: bool, deadline: float) -> R
         "duration_ms": round(1000 * (time.monotonic() - started), 1),
         "attempts": attempts,
     }
+    if outcome.status == PASS and attempts > 1:
+        result["flaky"] = True  # passed only after a retry: shown, so it is fixed, not ignored
+    return result
 
 
-def worst_case_seconds(checks: List[Check]) -> float:
+def worst_caseformat_seconds(checks: List[Check]) -> float:
     """The longest any one check may take with all its retries."""
     return max(
         (check.retries + 1) * check.timeout + check.retries * check.retry_delay for check in checks
@@ -171,6 +171,24 @@ def summarize(results: List[Result]) -> Dict[str, int]:
         "errors": count(ERROR),
         "timeouts": count(TIMEOUT),
         "skipped": count(SKIPPED),
+        "flaky": sum(1 for result in results if result.get("flaky")),
+    }
+
+
+SLOWEST_SHOWN = 3
+
+
+def over_budget(results: List[Result], duration_ms: float, budget: float) -> Dict[str, Any]:
+    """A run against its spec's budget: whether it took longer, and its slowest checks."""
+    slowest = sorted(results, key=lambda result: result["duration_ms"], reverse=True)
+    return {
+        "seconds": budget,
+        "exceeded": duration_ms > 1000 * budget,
+        "slowest": [
+            {"name": result["name"], "duration_ms": result["duration_ms"]}
+            for result in slowest[:SLOWEST_SHOWN]
+            if result["status"] != SKIPPED
+        ],
     }
 
 
@@ -192,7 +210,8 @@ def run_checks(
 
     ``only`` limits the run to those names (the others are reported ``skipped``);
     ``deadline`` bounds the whole run in seconds (default: the slowest check's worst
-    case); ``check_mode`` skips side effects such as the mount write test.
+    case); ``check_mode`` skips side effects such as the mount write test. When the spec
+    has a budget, the report says whether the run kept to it (``budget``).
     """
     if probe is None:
         from .probes import SystemProbe
@@ -201,7 +220,7 @@ def run_checks(
     started = time.monotonic()
     selected = set(only) if only is not None else None
     to_run = [check for check in checks if selected is None or check.name in selected]
-    limit = deadline if deadline is not None else worst_case_seconds(to_run or checks) + 1
+    limit = deadline if deadline is not None else worst_caseformat_seconds(to_run or checks) + 1
     run_deadline = started + limit
     results: Dict[str, Result] = {}
     slots = threading.Semaphore(max_parallel)
@@ -225,7 +244,10 @@ def run_checks(
             status, message = (
                 (SKIPPED, "not selected")
                 if selected is not None and check.name not in selected
-                else (TIMEOUT, "not finished by the overall deadline of %s s" % _seconds(limit))
+                else (
+                    TIMEOUT,
+                    "not finished by the overall deadline of %s s" % format_seconds(limit),
+                )
             )
             result = {
                 "name": check.name,
@@ -237,10 +259,13 @@ def run_checks(
                 "attempts": 0,
             }
         ordered.append(result)
-    return {
+    report = {
         "host": host if host is not None else socket.gethostname(),
         "ok": is_ok(ordered),
         "duration_ms": round(1000 * (time.monotonic() - started), 1),
         "summary": summarize(ordered),
         "results": ordered,
     }
+    if isinstance(checks, Checks) and checks.budget is not None:
+        report["budget"] = over_budget(ordered, report["duration_ms"], checks.budget)
+    return report
