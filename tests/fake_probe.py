@@ -46,18 +46,18 @@ COMMANDS = {
     (("python3", "smoke.py"), "/srv/app/current"): CommandResult(0, "all checks passed\n", "")
 }
 SERVICES = {
-    "nginx.service": ServiceState("nginx.service", "loaded", "active", "running", "enabled", 3600.0, 1)
+    "nginx.service": ServiceState(
+        "nginx.service", "loaded", "active", "running", "enabled", 3600.0, 1
+    )
 }
 PROCESSES = [
-    ProcessInfo(1, "systemd", "/sbin/init", "root"),
-    ProcessInfo(101, "gunicorn", "/srv/app/venv/bin/gunicorn app:main", "app"),
-    ProcessInfo(102, "gunicorn", "/srv/app/venv/bin/gunicorn app:main", "app"),
+    ProcessInfo(1, "systemd", "/sbin/init", "root", 0),
+    ProcessInfo(101, "gunicorn", "/srv/app/venv/bin/gunicorn app:main", "app", 1000),
+    ProcessInfo(102, "gunicorn", "/srv/app/venv/bin/gunicorn app:main", "app", 1000),
 ]
 LISTENERS = {"tcp": [Listener("tcp", "127.0.0.1", 5432)], "udp": []}
 FILES = {
-    "/srv/app/shared/config.json": FileInfo(
-        "file", 0o640, "app", "app", 1000, 1000, 11, NOW - 60
-    )
+    "/srv/app/shared/config.json": FileInfo("file", 0o640, "app", "app", 1000, 1000, 11, NOW - 60)
 }
 CONTENTS = {"/srv/app/shared/config.json": b'{"db": "ok"}'}
 CERTIFICATE = Certificate(
@@ -140,7 +140,9 @@ class FakeProbe:
         return COMMANDS[tuple(argv), cwd]
 
     def service_state(self, unit: str, timeout: float) -> ServiceState:
-        return SERVICES.get(unit) or ServiceState(unit, "not-found", "inactive", "dead", "", None, 0)
+        return SERVICES.get(unit) or ServiceState(
+            unit, "not-found", "inactive", "dead", "", None, 0
+        )
 
     def processes(self) -> list[ProcessInfo]:
         return list(PROCESSES)

@@ -737,6 +737,11 @@ def _counted(params: Params) -> List[str]:
     return []
 
 
+def _account(wanted: str, name: str, number: int) -> bool:
+    """Whether a user or group given as a name, or as an id in digits, is this one."""
+    return wanted == str(number) if wanted.isdigit() else wanted == name
+
+
 def _pids(pids: List[int]) -> str:
     shown = ", ".join(str(pid) for pid in pids[:5])
     return "pid%s %s%s" % ("s" if len(pids) > 1 else "", shown, ", ..." if len(pids) > 5 else "")
@@ -771,7 +776,7 @@ def check_process(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
         process
         for process in probe.processes()
         if (params["name"] is None or process.name == params["name"])
-        and (params["user"] is None or process.user == params["user"])
+        and (params["user"] is None or _account(params["user"], process.user, process.uid))
     ]
     if params["cmdline"] is not None and found:
         matches = probe.search_each(
@@ -881,10 +886,6 @@ def _file_rule(params: Params) -> List[str]:
 
 def _mode(bits: int) -> str:
     return "%04o" % bits
-
-
-def _account(wanted: str, name: str, number: int) -> bool:
-    return wanted == str(number) if wanted.isdigit() else wanted == name
 
 
 def _file_problems(params: Params, info: Any, probe: Probe) -> List[str]:

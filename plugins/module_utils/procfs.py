@@ -35,6 +35,7 @@ class ProcessInfo(NamedTuple):
     name: str
     cmdline: str  # the arguments joined by spaces; empty for a kernel thread
     user: str  # the real user's name, or its id as digits when it has none
+    uid: int  # the real user's id (-1 when it cannot be read)
 
 
 def _address(hexadecimal: str) -> str:
@@ -118,16 +119,15 @@ def _read_process(pid: int, users: Dict[int, str]) -> Optional[ProcessInfo]:
         argv = handle.read().decode("utf-8", "replace").split("\0")
     if argv and argv[-1] == "":
         argv.pop()
-    uid = None
+    uid = -1
     with open(base + "status", "rb") as handle:
         for line in handle:
             if line.startswith(b"Uid:"):
                 uid = int(line.split()[1])
                 break
-    if uid is not None and uid not in users:
-        users[uid] = user_name(uid)
-    user = users[uid] if uid is not None else "?"
-    return ProcessInfo(pid, process_name(comm, argv), " ".join(argv), user)
+    if uid not in users:
+        users[uid] = user_name(uid) if uid >= 0 else "?"
+    return ProcessInfo(pid, process_name(comm, argv), " ".join(argv), users[uid], uid)
 
 
 def processes() -> List[ProcessInfo]:
@@ -151,7 +151,7 @@ def processes_with_psutil(psutil: Any) -> List[ProcessInfo]:
     """The same list as processes(), read by psutil."""
     found = []
     own = os.getpid()
-    attributes = ["pid", "name", "cmdline", "username", "status"]
+    attributes = ["pid", "name", "cmdline", "username", "uids", "status"]
     for process in psutil.process_iter(attributes):
         info = process.info
         if info["pid"] == own or info["status"] == psutil.STATUS_ZOMBIE:
@@ -162,6 +162,7 @@ def processes_with_psutil(psutil: Any) -> List[ProcessInfo]:
                 info["name"] or "",
                 " ".join(info["cmdline"] or ()),
                 str(info["username"]) if info["username"] is not None else "?",
+                info["uids"].real if info["uids"] is not None else -1,
             )
         )
     return found

@@ -356,7 +356,7 @@ smoke:
     summary:
       description: Counts of checks by status.
       type: dict
-      sample: {"total": 7, "passed": 5, "failed": 1, "errors": 1, "timeouts": 0, "skipped": 0}
+      sample: {"total": 7, "passed": 5, "failed": 1, "errors": 1, "timeouts": 0, "skipped": 0, "flaky": 0}
     results:
       description: One entry per check, in spec order.
       type: list
