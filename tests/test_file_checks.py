@@ -4,7 +4,6 @@ files that parse or do not (JSON, YAML, TOML, INI, env), on this Python and on 3
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path

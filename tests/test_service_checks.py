@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from smokegate.engine import runner, spec
 from ansible_collections.smokegate.core.plugins.module_utils.systemd import parse_show
+from smokegate.engine import runner, spec
 
 # `systemctl show --property=Id,LoadState,ActiveState,SubState,UnitFileState,NRestarts,
 # ActiveEnterTimestampMonotonic UNIT` as systemd 252 prints it: the service's own

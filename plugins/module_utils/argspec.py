@@ -37,6 +37,15 @@ ANSIBLE_TYPES = {
     "statuses": "raw",
     "headers": "dict",
     "url": "str",
+    "exits": "raw",
+    "environment": "dict",
+    "unit": "str",
+    # raw: a mode written 0640 without quotes reaches the engine as the number it is, and is
+    # refused there, instead of becoming the string "416".
+    "mode": "raw",
+    "address": "str",
+    "days": "float",
+    "expectations": "dict",
 }
 
 

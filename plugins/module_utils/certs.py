@@ -164,8 +164,9 @@ def decode(der: bytes) -> Certificate:
             not_after=_time(der, *not_after),
             names=names,
         )
-    except (IndexError, UnicodeDecodeError, OverflowError) as exc:
-        raise ValueError("not an X.509 certificate (%s)" % type(exc).__name__) from None
+    except (IndexError, ValueError, OverflowError) as exc:
+        reason = "truncated" if isinstance(exc, IndexError) else str(exc) or type(exc).__name__
+        raise ValueError("not an X.509 certificate (%s)" % reason) from None
 
 
 def pem_to_der(text: str) -> bytes:

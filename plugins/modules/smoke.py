@@ -10,8 +10,9 @@ short_description: Run environment smoke checks on a host, all in one process
 version_added: 0.1.0
 description:
   - Runs a smokegate check spec (mounts, disk space, environment variables, binary versions,
-    DNS, TCP and HTTP reachability) on the managed host, every check in parallel and each
-    bounded by its timeout, and returns one report.
+    DNS, TCP and HTTP reachability, commands, services, processes, ports, files and TLS
+    certificates) on the managed host, every check in parallel and each bounded by its
+    timeout, and returns one report.
   - Fails when a critical check does not pass, naming each failed check, unless O(fail_on=never).
   - The spec is validated on the controller before anything is sent; every error names the
     check and the field.
@@ -61,7 +62,9 @@ options:
     description:
       - The checks to run. Each has a unique O(checks[].name), exactly one type key
         (O(checks[].mount), O(checks[].disk), O(checks[].env), O(checks[].binary),
-        O(checks[].dns), O(checks[].tcp) or O(checks[].http)) and optional common keys.
+        O(checks[].dns), O(checks[].tcp), O(checks[].http), O(checks[].command),
+        O(checks[].service), O(checks[].process), O(checks[].port), O(checks[].file) or
+        O(checks[].tls)) and optional common keys.
       - Exactly one of O(checks) and O(checks_file) is required.
     type: list
     elements: dict
@@ -279,6 +282,236 @@ options:
           validate_certs:
             description:
             - Verify the server certificate for https.
+            type: bool
+            default: true
+          json:
+            description:
+            - The body is JSON, and each path holds the expected value or passes its tests.
+            type: dict
+          max_latency:
+            description:
+            - Seconds from the request to the last byte of the body; slower fails, whatever the status.
+            type: float
+      command:
+        description:
+        - A C(command) check. A command (a smoke script, pytest -m smoke, manage.py check --deploy) exits as
+          expected, its output matching. Run without a shell, in its own process group, killed with the whole
+          group at its timeout; not run in check mode, since a command may change things.
+        type: dict
+        suboptions:
+          argv:
+            description:
+            - The program (on PATH, or a path) and its arguments; never run by a shell.
+            type: list
+            elements: str
+            required: true
+          exit:
+            description:
+            - Expected exit status, or a list of them.
+            type: raw
+            default:
+            - 0
+          stdout:
+            description:
+            - Regular expression its standard output must match.
+            type: str
+          stderr:
+            description:
+            - Regular expression its standard error must match.
+            type: str
+          cwd:
+            description:
+            - Directory to run it in.
+            type: str
+          env:
+            description:
+            - Variables added to its environment; the values are secrets, never shown.
+            type: dict
+          quiet:
+            description:
+            - Leave its output out of failure messages (the exit status is still shown).
+            type: bool
+            default: false
+      service:
+        description:
+        - A C(service) check. A systemd unit is active (or is not), enabled, has been up for a while and is
+          not restarting in a loop. Read with systemctl show; on a host without systemd it is an error.
+        type: dict
+        suboptions:
+          name:
+            description:
+            - The unit; .service is assumed without a suffix.
+            type: str
+            required: true
+          active:
+            description:
+            - Whether it must be active, or must not be.
+            type: bool
+            default: true
+          enabled:
+            description:
+            - Whether it must be enabled (started at boot), or must not be.
+            type: bool
+          min_uptime:
+            description:
+            - 'Seconds it must have been active: a unit in a restart loop that happens to be up fails.'
+            type: float
+          max_restarts:
+            description:
+            - Automatic restarts (systemd's NRestarts) it may have had at most.
+            type: int
+      process:
+        description:
+        - A C(process) check. Processes are running, found by their exact name or a regex over their command
+          line, and counted. Read from /proc (psutil when present); zombies do not count.
+        - Needs at least one of O(checks[].process.name), O(checks[].process.cmdline).
+        type: dict
+        suboptions:
+          name:
+            description:
+            - Exact process name, as pgrep and ps -o comm show it (the kernel keeps 15 characters of it; a longer
+              one is completed from the command line).
+            type: str
+          cmdline:
+            description:
+            - Regular expression over the command line (its arguments joined by spaces).
+            type: str
+          min:
+            description:
+            - At least this many must run.
+            type: int
+            default: 1
+          max:
+            description:
+            - At most this many may run.
+            type: int
+          user:
+            description:
+            - Only processes of this user count (a name, or an id as digits).
+            type: str
+      port:
+        description:
+        - 'A C(port) check. Something listens on a local port: read from the kernel''s socket tables (/proc/net),
+          so no connection is made.'
+        type: dict
+        suboptions:
+          port:
+            description:
+            - Port number.
+            type: int
+            required: true
+          protocol:
+            description:
+            - tcp (a listening socket) or udp (a bound, unconnected one).
+            type: str
+            default: tcp
+            choices:
+            - tcp
+            - udp
+          address:
+            description:
+            - 'Local address it must listen on; a listener on 0.0.0.0 or :: listens on every address. Default:
+              any.'
+            type: str
+      file:
+        description:
+        - A C(file) check. A file, directory or link is there (or is not), with its type, permissions, owner,
+          size, age, content and syntax. Nothing is written.
+        type: dict
+        suboptions:
+          path:
+            description:
+            - What to look at.
+            type: str
+            required: true
+          exists:
+            description:
+            - 'Whether something must be there; false: nothing, not even a dangling link.'
+            type: bool
+            default: true
+          type:
+            description:
+            - 'What it must be: symlink looks at the link itself, the others follow links.'
+            type: str
+            choices:
+            - file
+            - directory
+            - symlink
+          mode:
+            description:
+            - The exact permission bits, such as '0640'.
+            type: raw
+          max_mode:
+            description:
+            - 'The most it may allow, such as ''0644'': no bit beyond these.'
+            type: raw
+          owner:
+            description:
+            - 'The owning user: a name, or an id as digits.'
+            type: str
+          group:
+            description:
+            - 'The owning group: a name, or an id as digits.'
+            type: str
+          contains:
+            description:
+            - Regular expression its content must match (the first 8 MiB).
+            type: str
+          min_size:
+            description:
+            - The least size it may have (1 catches an emptied file).
+            type: raw
+          max_age:
+            description:
+            - Seconds since it was last modified, at most.
+            type: float
+          format:
+            description:
+            - It must parse as this format, or the message gives the line and the reason; yaml needs PyYAML
+              on the host, toml Python 3.11+.
+            type: str
+            choices:
+            - json
+            - yaml
+            - toml
+            - ini
+            - env
+      tls:
+        description:
+        - A C(tls) check. A TLS certificate, a server's or a PEM file's, is valid for long enough; a server's
+          is also trusted and issued for its name. The message gives its subject, issuer and the days it has
+          left.
+        - Needs at least one of O(checks[].tls.host), O(checks[].tls.file).
+        type: dict
+        suboptions:
+          host:
+            description:
+            - Server to connect to, with port.
+            type: str
+          port:
+            description:
+            - The server's port.
+            type: int
+          file:
+            description:
+            - A PEM certificate file to read instead of a server.
+            type: str
+          min_days:
+            description:
+            - Days it must still be valid.
+            type: float
+            default: 14
+          server_name:
+            description:
+            - 'Name sent as SNI and verified (default: host); with file, a name it must cover.'
+            type: str
+          ca_file:
+            description:
+            - PEM bundle of the CAs to trust instead of the system's.
+            type: str
+          verify:
+            description:
+            - Verify the server's chain and name.
             type: bool
             default: true
 # END generated check options
