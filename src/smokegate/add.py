@@ -194,7 +194,7 @@ def _http(probe: probes.SystemProbe, target: str) -> Body:
             raise AddError("GET %s failed: %s" % (redact_url(target), exc)) from None
         slowest, status = max(slowest, response.seconds), response.status
     latency = max(MIN_LATENCY, LATENCY_FACTOR * slowest)
-    digits = 1 - int(math.floor(math.log10(latency)))  # two significant digits, rounded up
+    digits = 1 - math.floor(math.log10(latency))  # two significant digits, rounded up
     body: Body = {"url": target}
     if status != 200:
         body["status"] = status
@@ -259,7 +259,7 @@ def _yaml_with(text: str, check: Body) -> str:
         sequence = values["checks"]
         if isinstance(sequence, yaml.ScalarNode) and sequence.value in ("", "~", "null"):
             line = sequence.start_mark.line  # checks: with nothing under it yet
-            return "".join(lines[: line + 1] + [_item_text(check, "  ")] + lines[line + 1 :])
+            return "".join([*lines[: line + 1], _item_text(check, "  "), *lines[line + 1 :]])
     if not isinstance(sequence, yaml.SequenceNode):
         raise AddError("its checks is not a list")
     if sequence.flow_style or not sequence.value:
@@ -268,7 +268,7 @@ def _yaml_with(text: str, check: Body) -> str:
     dash = lines[first.line].rfind("-", 0, first.column)
     indent = lines[first.line][:dash]
     after = _last_line(sequence.value[-1]) + 1
-    return "".join(lines[:after] + [_item_text(check, indent)] + lines[after:])
+    return "".join([*lines[:after], _item_text(check, indent), *lines[after:]])
 
 
 def _read(path: Path) -> tuple[str, Any]:
