@@ -304,3 +304,32 @@ def test_serve_counts_flaky_runs_per_check_since_it_started(tmp_path, write_spec
             )
     # The first run retried the first request; the second passed at once: still one.
     assert readings == [{"warming": 1, "steady": 0}, {"warming": 1, "steady": 0}]
+
+
+def test_the_smoke_playbook_carries_the_budget_of_its_spec_file_both_ways(tmp_path, server: str):
+    from fleet import Fleet
+
+    fleet = Fleet(tmp_path, count=1)
+    spec_path = tmp_path / "budgeted.yml"
+    for pipelining in ("1", "0"):  # the shipped engine, then the module
+        spec_path.write_text(
+            "budget: 0.1  # seconds\nchecks:\n"
+            "  - {name: slow, http: {url: '%s/slow'}}\n"
+            "  - {name: warming, http: {url: '%s/fails-first/ansible-%s'}, retries: 2,"
+            " retry_delay: 0.05}\n" % (server, server, pipelining)
+        )
+        report_file = tmp_path / ("report-%s.json" % pipelining)
+        run = fleet.playbook(
+            "smoke",
+            env={
+                "ANSIBLE_PIPELINING": pipelining,
+                "ANSIBLE_CALLBACKS_ENABLED": "smokegate.core.smoke_report",
+                "SMOKEGATE_REPORT_JSON": str(report_file),
+            },
+            smokegate_checks_file=str(spec_path),
+        )
+        assert run.returncode == 0, run.output
+        (report,) = json.loads(report_file.read_text())["reports"]
+        assert report["budget"]["seconds"] == 0.1 and report["budget"]["exceeded"], pipelining
+        assert report["budget"]["slowest"][0]["name"] == "slow"
+        assert report["summary"]["flaky"] == 1, pipelining

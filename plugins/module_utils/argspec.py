@@ -97,6 +97,7 @@ def smoke_argument_spec() -> Dict[str, Any]:
     return {
         "checks": {"type": "list", "elements": "dict", "options": check_options()},
         "checks_file": {"type": "str"},
+        "budget": {"type": "float"},
         "fail_on": {"type": "str", "default": "critical", "choices": ["critical", "never"]},
         "validate_only": {"type": "bool", "default": False},
     }

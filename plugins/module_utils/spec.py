@@ -455,6 +455,16 @@ def _parse_check(index: int, raw: Any, errors: List[str]) -> Optional[Check]:
     )
 
 
+def spec_document(checks: Any, budget: Optional[float] = None) -> Any:
+    """The spec document of a list of checks and a budget, as parse_spec reads it (the
+    Ansible modules take them as two options).
+
+    >>> spec_document([]), spec_document([], 2.5)
+    ([], {'checks': [], 'budget': 2.5})
+    """
+    return checks if budget is None else {"checks": checks, "budget": budget}
+
+
 def check_size(document: Any) -> None:
     """Raise SpecError when a document has too many values or is nested too deeply.
 

@@ -43,6 +43,7 @@ STAGES_ARGUMENT_SPEC: Dict[str, Any] = {
     "restart_timeout": {"type": "float", "default": protocol.RESTART_TIMEOUT},
     "checks": {"type": "list", "elements": "dict"},
     "checks_file": {"type": "path"},
+    "budget": {"type": "float"},
     "holder": {"type": "str"},
     "to": {"type": "str"},
     "reason": {"type": "str", "default": protocol.BY_HAND},
@@ -83,6 +84,8 @@ def build_request(
         return {}, "the create stage needs an artifact (or an archive on the host)"
     if protocol.LOCK in stages and not params.get("holder"):
         return {}, "the lock stage needs a holder"
+    from .spec import spec_document
+
     steps = protocol.steps(
         stages,
         release=release,
@@ -91,7 +94,9 @@ def build_request(
         max_unpacked=params.get("max_unpacked", protocol.MAX_UNPACKED),
         restart_command=params.get("restart_command"),
         restart_timeout=params.get("restart_timeout", protocol.RESTART_TIMEOUT),
-        document=params.get("checks") or None,
+        document=spec_document(params["checks"], params.get("budget"))
+        if params.get("checks")
+        else None,
         holder=params.get("holder"),
         pid=pid,
         to=params.get("to"),

@@ -52,6 +52,12 @@ options:
       - Templated with the host's variables, so a check may use a template such as C({{ ansible_host }}).
       - Exactly one of O(checks) and O(checks_file) is required.
     type: str
+  budget:
+    description:
+      - Seconds the run should take at most; a slower run warns, naming its slowest checks
+        (RV(smoke.budget)), and never fails for that.
+      - The action plugin takes it from the spec file's top-level C(budget) with O(checks_file).
+    type: float
   validate_only:
     description:
       - Validate and template the spec on the controller, then stop without contacting the host.
@@ -624,7 +630,11 @@ from ansible_collections.smokegate.core.plugins.module_utils.argspec import (
 )
 from ansible_collections.smokegate.core.plugins.module_utils.report import gate_result
 from ansible_collections.smokegate.core.plugins.module_utils.runner import run_checks
-from ansible_collections.smokegate.core.plugins.module_utils.spec import SpecError, parse_spec
+from ansible_collections.smokegate.core.plugins.module_utils.spec import (
+    SpecError,
+    parse_spec,
+    spec_document,
+)
 
 
 def main() -> None:
@@ -641,7 +651,7 @@ def main() -> None:
             msg="checks_file is read on the controller by the action plugin; pass checks to the module"
         )
     try:
-        checks = parse_spec(module.params["checks"])
+        checks = parse_spec(spec_document(module.params["checks"], module.params["budget"]))
     except SpecError as exc:
         module.fail_json(msg="invalid smoke spec:\n" + "\n".join(exc.errors), errors=exc.errors)
     result = gate_result(run_checks(checks, check_mode=module.check_mode), module.params["fail_on"])

@@ -94,6 +94,11 @@ options:
   checks_file:
     description: With V(smoke), a spec file on the controller, read and templated by the action.
     type: path
+  budget:
+    description:
+      - With V(smoke), seconds the checks should take at most; a slower run warns and never
+        fails for that. The action takes it from the top-level C(budget) of O(checks_file).
+    type: float
   holder:
     description: With V(lock) and V(unlock), who holds the lock (a run of its own).
     type: str
