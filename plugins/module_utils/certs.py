@@ -18,7 +18,6 @@ not add up: every length is checked against the bytes that hold it.
 from __future__ import annotations
 
 import binascii
-import calendar
 import re
 from typing import List, NamedTuple, Tuple
 
@@ -105,6 +104,8 @@ def _time(data: bytes, tag: int, start: int, end: int) -> float:
         text = ("20" if year < 50 else "19") + text
     elif tag != GENERALIZED_TIME or not re.fullmatch(r"\d{14}Z", text):
         raise ValueError("not a certificate time: %r" % text)
+    import calendar  # 2 ms to import: only a certificate needs it
+
     fields = [int(text[:4])] + [int(text[index : index + 2]) for index in range(4, 14, 2)]
     return float(calendar.timegm((*fields, 0, 0, 0)))
 

@@ -109,24 +109,26 @@ def group_name(gid: int) -> str:
 
 
 def _read_process(pid: int, users: Dict[int, str]) -> Optional[ProcessInfo]:
+    # status holds the name, the state and the user; the kernel makes it faster than stat.
     base = "/proc/%d/" % pid
-    with open(base + "stat", "rb") as handle:
-        stat = handle.read().decode("utf-8", "replace")
-    comm, _paren, rest = stat.partition("(")[2].rpartition(")")
-    if rest.split()[:1] == ["Z"]:
+    fields: Dict[bytes, bytes] = {}
+    with open(base + "status", "rb") as handle:
+        for line in handle:
+            key, _colon, value = line.partition(b":")
+            if key in (b"Name", b"State", b"Uid"):
+                fields[key] = value.strip()
+                if len(fields) == 3:
+                    break
+    if fields.get(b"State", b"")[:1] == b"Z":
         return None  # a zombie has exited: nothing runs any more
     with open(base + "cmdline", "rb") as handle:
         argv = handle.read().decode("utf-8", "replace").split("\0")
     if argv and argv[-1] == "":
         argv.pop()
-    uid = -1
-    with open(base + "status", "rb") as handle:
-        for line in handle:
-            if line.startswith(b"Uid:"):
-                uid = int(line.split()[1])
-                break
+    uid = int(fields[b"Uid"].split()[0]) if b"Uid" in fields else -1
     if uid not in users:
         users[uid] = user_name(uid) if uid >= 0 else "?"
+    comm = fields.get(b"Name", b"").decode("utf-8", "replace")
     return ProcessInfo(pid, process_name(comm, argv), " ".join(argv), users[uid], uid)
 
 
@@ -150,19 +152,18 @@ def processes() -> List[ProcessInfo]:
 def processes_with_psutil(psutil: Any) -> List[ProcessInfo]:
     """The same list as processes(), read by psutil."""
     found = []
+    users: Dict[int, str] = {}  # psutil looks a user up once per process: this, once per user
     own = os.getpid()
-    attributes = ["pid", "name", "cmdline", "username", "uids", "status"]
-    for process in psutil.process_iter(attributes):
+    for process in psutil.process_iter(["pid", "name", "cmdline", "uids", "status"]):
         info = process.info
         if info["pid"] == own or info["status"] == psutil.STATUS_ZOMBIE:
             continue
+        uid = info["uids"].real if info["uids"] is not None else -1
+        if uid not in users:
+            users[uid] = user_name(uid) if uid >= 0 else "?"
         found.append(
             ProcessInfo(
-                info["pid"],
-                info["name"] or "",
-                " ".join(info["cmdline"] or ()),
-                str(info["username"]) if info["username"] is not None else "?",
-                info["uids"].real if info["uids"] is not None else -1,
+                info["pid"], info["name"] or "", " ".join(info["cmdline"] or ()), users[uid], uid
             )
         )
     return found

@@ -153,7 +153,7 @@ def _run_one(check: Check, probe: Probe, check_mode: bool, deadline: float) -> R
     return result
 
 
-def worst_caseformat_seconds(checks: List[Check]) -> float:
+def worst_case_seconds(checks: List[Check]) -> float:
     """The longest any one check may take with all its retries."""
     return max(
         (check.retries + 1) * check.timeout + check.retries * check.retry_delay for check in checks
@@ -220,7 +220,7 @@ def run_checks(
     started = time.monotonic()
     selected = set(only) if only is not None else None
     to_run = [check for check in checks if selected is None or check.name in selected]
-    limit = deadline if deadline is not None else worst_caseformat_seconds(to_run or checks) + 1
+    limit = deadline if deadline is not None else worst_case_seconds(to_run or checks) + 1
     run_deadline = started + limit
     results: Dict[str, Result] = {}
     slots = threading.Semaphore(max_parallel)
