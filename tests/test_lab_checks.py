@@ -40,7 +40,9 @@ def test_fab_smoke_reads_each_hosts_own_sockets_processes_and_files(lab_fleet: L
     for host in (web1, web2):
         results = {result["name"]: result for result in reports[host]["results"]}
         # Each host sees its own namespace: its sshd listens on its own address only.
-        assert results["sshd listens"]["message"] == "tcp listens at %s:22" % addresses[host]
+        assert results["sshd listens"]["message"] == (
+            "tcp port 22 is listened on at %s:22" % addresses[host]
+        )
         assert results["sshd on loopback"]["message"] == (
             "tcp port 22 is listened on at %s:22 only, not at 127.0.0.1" % addresses[host]
         )

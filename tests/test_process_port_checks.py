@@ -162,18 +162,21 @@ def test_ports_listened_on_by_a_server_it_starts(tmp_path: Path, closed_port: in
             checks.append({"name": "ipv6", "port": {"port": ports[3], "address": "::1"}})
         results = run(*checks)
     assert results["tcp"]["status"] == "pass"
-    assert results["tcp"]["message"] == "tcp listens at 127.0.0.1:%d" % tcp
+    assert results["tcp"]["message"] == "tcp port %d is listened on at 127.0.0.1:%d" % (tcp, tcp)
     assert results["tcp at"]["status"] == "pass"
     assert results["tcp elsewhere"]["message"] == (
         "tcp port %d is listened on at 127.0.0.1:%d only, not at 10.9.8.7" % (tcp, tcp)
     )
-    assert results["udp"]["message"] == "udp listens at 127.0.0.1:%d" % udp
+    assert results["udp"]["message"] == "udp port %d is listened on at 127.0.0.1:%d" % (udp, udp)
     assert results["udp is no tcp"]["status"] == "fail"
     assert results["wildcard"]["status"] == "pass"
     assert results["closed"]["status"] == "fail"
     assert results["closed"]["message"].startswith("nothing listens on tcp port %d" % closed_port)
     if has_ipv6():
-        assert results["ipv6"]["message"] == "tcp listens at [::1]:%d" % ports[3]
+        assert results["ipv6"]["message"] == "tcp port %d is listened on at [::1]:%d" % (
+            ports[3],
+            ports[3],
+        )
 
 
 def test_port_listeners_agree_with_ss(tmp_path: Path):

@@ -44,7 +44,8 @@ from .units import format_percent, format_seconds, format_size
 from .urls import redact_url
 
 if TYPE_CHECKING:
-    from .probes import Probe
+    from .certs import Certificate
+    from .probes import FileInfo, Probe
 
 PASS, FAIL, ERROR, TIMEOUT, SKIPPED = "pass", "fail", "error", "timeout", "skipped"
 
@@ -594,7 +595,8 @@ def _os_reason(exc: BaseException) -> str:
         Field(
             "argv",
             "list",
-            "The program (on PATH, or a path) and its arguments; never run by a shell.",
+            "The program (on PATH, or a path) and its arguments, never run by a shell; they"
+            " are shown in messages, so pass secrets in env.",
             required=True,
         ),
         Field("exit", "exits", "Expected exit status, or a list of them.", default=[0]),
@@ -855,7 +857,7 @@ def check_port(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
         return Outcome(
             FAIL, "%s port %d is listened on at %s only, not at %s" % (protocol, port, at, wanted)
         )
-    return Outcome(PASS, "%s listens at %s" % (protocol, at))
+    return Outcome(PASS, "%s port %d is listened on at %s" % (protocol, port, at))
 
 
 # --- files and certificates ----------------------------------------------------------------
@@ -888,7 +890,7 @@ def _mode(bits: int) -> str:
     return "%04o" % bits
 
 
-def _file_problems(params: Params, info: Any, probe: Probe) -> List[str]:
+def _file_problems(params: Params, info: FileInfo, probe: Probe) -> List[str]:
     problems = []
     if params["type"] is not None and info.type != params["type"]:
         problems.append("is a %s, expected a %s" % (info.type, params["type"]))
@@ -917,7 +919,7 @@ def _file_problems(params: Params, info: Any, probe: Probe) -> List[str]:
 
 
 def _content_problems(
-    path: str, params: Params, info: Any, probe: Probe, attempt: Attempt
+    path: str, params: Params, info: FileInfo, probe: Probe, attempt: Attempt
 ) -> List[str]:
     if info.type != "file":
         return [
@@ -998,7 +1000,7 @@ def check_file(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     if not params["exists"]:
         return Outcome(FAIL, "%s exists (a %s), expected nothing there" % (path, info.type))
     problems = _file_problems(params, info, probe)
-    if (params["contains"] is not None or params["format"] is not None) and not problems[:1]:
+    if params["contains"] is not None or params["format"] is not None:
         try:
             problems += _content_problems(path, params, info, probe, attempt)
         except ConfigUnsupported as exc:
@@ -1045,7 +1047,7 @@ def _date(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
 
 
-def _certificate_text(certificate: Any, days_left: float) -> str:
+def _certificate_text(certificate: Certificate, days_left: float) -> str:
     left = "%.0f days left" % days_left if days_left >= 0 else "expired %.0f days ago" % -days_left
     return "%s, issued by %s, %s (until %s)" % (
         certificate.subject or "no subject",

@@ -324,7 +324,9 @@ class _Cutoff:
         sock = self._sock()
         if sock is not None:
             with contextlib.suppress(OSError):  # closed already
-                sock.shutdown(socket.SHUT_RDWR)
+                # The plain socket's shutdown: a TLS socket's own would also drop its TLS
+                # state under the thread still reading from it.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def cancel(self) -> None:
         self._timer.cancel()

@@ -257,7 +257,10 @@ def _address(value: Any) -> str:
 
 
 def _days(value: Any) -> float:
-    return _delay(value)
+    value = _numeric(value)
+    if not _is_number(value) or value < 0:
+        raise ValueError("expected a number of days, 0 or more")
+    return float(value)
 
 
 def _json_value(value: Any) -> Any:

@@ -307,7 +307,8 @@ options:
         suboptions:
           argv:
             description:
-            - The program (on PATH, or a path) and its arguments; never run by a shell.
+            - The program (on PATH, or a path) and its arguments, never run by a shell; they are shown in messages,
+              so pass secrets in env.
             type: list
             elements: str
             required: true
