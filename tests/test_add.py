@@ -152,4 +152,5 @@ def test_add_to_a_broken_spec_changes_nothing(tmp_path: Path, broken: str):
     spec.write_text(broken)
     completed = run_cli("add", "disk", "/", "-f", str(spec))
     assert completed.returncode == 2
+    assert completed.stderr.startswith("smokegate: nothing added to %s: " % spec)
     assert spec.read_text() == broken
