@@ -225,3 +225,14 @@ def test_on_python_38_without_pyyaml_yaml_and_toml_are_errors_that_say_why(tmp_p
         "TOML needs Python 3.11 or later (tomllib); this host has 3.8"
     )
     assert {results[name]["status"] for name in ("json", "ini", "env")} == {"pass"}
+
+
+def test_a_contains_pattern_that_runs_away_is_a_timeout(tmp_path: Path):
+    repeated = tmp_path / "repeated.txt"
+    repeated.write_text("a" * 64 + "!")
+    started = time.monotonic()
+    results = run(
+        {"name": "runaway", "timeout": 0.5, "file": {"path": str(repeated), "contains": "^(a+)+$"}}
+    )
+    assert results["runaway"]["status"] == "timeout", results["runaway"]
+    assert time.monotonic() - started < 1.5

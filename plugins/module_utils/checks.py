@@ -1003,6 +1003,8 @@ def check_file(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     if params["contains"] is not None or params["format"] is not None:
         try:
             problems += _content_problems(path, params, info, probe, attempt)
+        except (socket.timeout, TimeoutError):
+            raise  # a runaway contains pattern: the runner's to report as a timeout
         except ConfigUnsupported as exc:
             return Outcome(
                 ERROR, "cannot check that %s parses as %s: %s" % (path, params["format"], exc)
