@@ -148,8 +148,12 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="write the figures as markdown to this file")
     args = parser.parse_args()
 
+    with tempfile.TemporaryDirectory(prefix="smokegate-bench-local-", dir="/var/tmp") as work:
+        return measure(args, Path(work))
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> int:
     smokegate = str(Path(sys.executable).with_name("smokegate"))
-    workdir = Path(tempfile.mkdtemp(prefix="smokegate-bench-"))
     env_file = workdir / "app.env"
     env_file.write_text(
         'DATABASE_URL="postgres://app@db/app"\nCACHE_URL=redis://cache\nAPP_MODE=production\n'

@@ -329,6 +329,8 @@ def test_the_smoke_playbook_carries_the_budget_of_its_spec_file_both_ways(tmp_pa
             smokegate_checks_file=str(spec_path),
         )
         assert run.returncode == 0, run.output
+        assert "1 flaky: warming" in run.output  # the end-of-play table
+        assert "  warning: the run took " in run.output
         (report,) = json.loads(report_file.read_text())["reports"]
         assert report["budget"]["seconds"] == 0.1 and report["budget"]["exceeded"], pipelining
         assert report["budget"]["slowest"][0]["name"] == "slow"
