@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_cli
+from pki import tls_server
 from test_process_port_checks import server
-from test_service_checks import systemctl  # noqa: F401 - a fixture
-from test_tls_checks import pki, tls_server  # noqa: F401 - pki is a fixture
 
 HEAD = """\
 # Smoke checks for the app: keep this comment.
@@ -44,8 +43,8 @@ def test_every_add_writes_a_check_that_passes_right_away(
     tmp_path: Path,
     http_server: str,
     listening_port: int,
-    systemctl: Path,  # noqa: F811
-    pki: Path,  # noqa: F811
+    systemctl: Path,
+    pki: Path,
 ):
     spec = tmp_path / "smoke.yml"
     spec.write_text(HEAD + TAIL)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import running
 
 from smokegate.engine import runner, spec
@@ -239,7 +240,7 @@ def test_check_mode_does_not_run_a_command(tmp_path: Path):
 
 
 def test_bad_command_fields_are_spec_errors():
-    try:
+    with pytest.raises(spec.SpecError) as caught:
         spec.parse_spec(
             [
                 {"name": "a", "command": {"argv": "make smoke"}},
@@ -251,9 +252,7 @@ def test_bad_command_fields_are_spec_errors():
                 {"name": "d", "command": {"argv": ["x"], "cwd": "relative"}},
             ]
         )
-    except spec.SpecError as exc:
-        errors = exc.errors
-    assert errors == [
+    assert caught.value.errors == [
         "check 'a': command.argv: expected a list of strings",
         "check 'b': command.exit: expected an exit status (0-255) or a list of them",
         "check 'c': command.env: expected a mapping of variable names to string values",

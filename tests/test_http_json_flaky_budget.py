@@ -296,7 +296,7 @@ def test_serve_counts_flaky_runs_per_check_since_it_started(tmp_path, write_spec
     )
     with serving(tmp_path, path, "--cache", "0") as served:
         readings = []
-        for _ in range(2):
+        for _run in range(2):
             with urllib.request.urlopen(served.url + "/metrics", timeout=10) as response:
                 metrics = parse_prometheus(response.read().decode())
             readings.append(

@@ -62,8 +62,8 @@ def run(*checks: dict) -> dict[str, dict]:
 
 def test_processes_by_name_count_and_cmdline(tmp_path: Path):
     with (
-        server(tmp_path, "sg-worker", "tcp", "127.0.0.1") as (first, _),
-        server(tmp_path, "sg-worker", "tcp", "127.0.0.1") as (second, _),
+        server(tmp_path, "sg-worker", "tcp", "127.0.0.1") as (first, _ports),
+        server(tmp_path, "sg-worker", "tcp", "127.0.0.1") as (second, _ports),
     ):
         results = run(
             {"name": "two", "process": {"name": "sg-worker", "min": 2, "max": 2}},
@@ -93,7 +93,7 @@ def test_proc_and_psutil_read_the_same_processes_even_a_name_longer_than_the_ker
     import psutil
 
     name = "sg-worker-with-a-long-name"
-    with server(tmp_path, name, "tcp", "127.0.0.1") as (pid, _):
+    with server(tmp_path, name, "tcp", "127.0.0.1") as (pid, _ports):
         read = procfs.processes()
         with_psutil = procfs.processes_with_psutil(psutil)
         assert [process for process in read if process.pid == pid] == [
@@ -111,7 +111,7 @@ def test_proc_and_psutil_read_the_same_processes_even_a_name_longer_than_the_ker
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv is not installed")
 def test_processes_of_a_user(tmp_path: Path):
     tmp_path.chmod(0o755)
-    with server(tmp_path, "sg-worker", "tcp", "127.0.0.1", user="nobody") as (pid, _):
+    with server(tmp_path, "sg-worker", "tcp", "127.0.0.1", user="nobody") as (pid, _ports):
         results = run(
             {"name": "nobody", "process": {"name": "sg-worker", "user": "nobody"}},
             {"name": "by id", "process": {"name": "sg-worker", "user": "65534"}},
@@ -127,7 +127,7 @@ def test_zombies_do_not_count(tmp_path: Path):
     program.symlink_to(shutil.which("true") or "/bin/true")
     child = subprocess.Popen([str(program)])  # never waited for until the end: a zombie
     try:
-        for _ in range(100):
+        for _wait in range(100):
             with open("/proc/%d/stat" % child.pid) as handle:
                 if handle.read().rpartition(")")[2].split()[0] == "Z":
                     break

@@ -38,7 +38,7 @@ from .certs import covers
 from .configs import FORMATS as CONFIG_FORMATS
 from .configs import Unsupported as ConfigUnsupported
 from .configs import problem as config_problem
-from .jsonpath import json_type, lookup, same
+from .jsonpath import expectation_problem, lookup
 from .schema import CheckType, Field
 from .units import format_percent, format_seconds, format_size
 from .urls import redact_url
@@ -485,16 +485,6 @@ def check_http(params: Params, probe: Probe, attempt: Attempt) -> Outcome:
     return Outcome(PASS, returned + timing + matched)
 
 
-JSON_TESTS = ("regex", "min", "max", "type", "exists")
-JSON_TYPES = ("string", "number", "integer", "boolean", "null", "object", "array")
-SHOWN_VALUE = 60  # characters of a JSON value in a message
-
-
-def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 3] + "..."
-
-
 def _json_problems(body: bytes, expected: Params, probe: Probe, attempt: Attempt) -> List[str]:
     """What in a JSON body differs from the expected paths, one line each."""
     try:
@@ -502,45 +492,17 @@ def _json_problems(body: bytes, expected: Params, probe: Probe, attempt: Attempt
     except (ValueError, RecursionError) as exc:
         reason = "line %d: %s" % (exc.lineno, exc.msg) if hasattr(exc, "lineno") else "unreadable"
         return ["the body (%d bytes) is not JSON (%s)" % (len(body), reason)]
+
+    def matches(pattern: str, text: str) -> bool:
+        return probe.search(pattern, text, timeout=attempt.remaining()) is not None
+
     problems = []
     for path, wanted in expected.items():
         found, value = lookup(document, path)
-        problem = _json_value_problem(found, value, wanted, probe, attempt)
+        problem = expectation_problem(found, value, wanted, matches)
         if problem is not None:
             problems.append("%s %s" % (path, problem))
     return problems
-
-
-def _json_value_problem(
-    found: bool, value: Any, wanted: Any, probe: Probe, attempt: Attempt
-) -> Optional[str]:
-    if not isinstance(wanted, dict):
-        if not found:
-            return "is missing, expected %s" % _shown(wanted)
-        return (
-            None if same(wanted, value) else "is %s, expected %s" % (_shown(value), _shown(wanted))
-        )
-    if wanted.get("exists") is False:
-        return "is %s, expected no such path" % _shown(value) if found else None
-    if not found:
-        return "is missing"
-    if "type" in wanted and not (
-        json_type(value) == wanted["type"]
-        or (wanted["type"] == "number" and json_type(value) == "integer")
-    ):
-        return "is %s (%s), expected %s" % (_shown(value), json_type(value), wanted["type"])
-    if "min" in wanted or "max" in wanted:
-        if json_type(value) not in ("integer", "number"):
-            return "is %s, expected a number" % _shown(value)
-        if "min" in wanted and value < wanted["min"]:
-            return "is %s, expected at least %s" % (_shown(value), wanted["min"])
-        if "max" in wanted and value > wanted["max"]:
-            return "is %s, expected at most %s" % (_shown(value), wanted["max"])
-    if "regex" in wanted:
-        text = value if isinstance(value, str) else json.dumps(value)
-        if probe.search(wanted["regex"], text, timeout=attempt.remaining()) is None:
-            return "is %s, does not match %s" % (_shown(value), wanted["regex"])
-    return None
 
 
 # --- commands, services, processes, ports ------------------------------------------------

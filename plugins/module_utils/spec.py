@@ -19,7 +19,9 @@ import re
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-from .checks import CHECK_TYPES, JSON_TESTS, JSON_TYPES
+from .checks import CHECK_TYPES
+from .jsonpath import TESTS as JSON_TESTS
+from .jsonpath import TYPES as JSON_TYPES
 from .schema import COMMON_FIELDS, Field
 from .units import VersionSpec, parse_size
 from .urls import url_problem

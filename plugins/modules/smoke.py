@@ -594,7 +594,7 @@ smoke:
       type: float
       sample: 41.2
     summary:
-      description: Counts of checks by status.
+      description: Counts of checks by status, and of C(flaky) ones (passed only after a retry).
       type: dict
       sample: {"total": 7, "passed": 5, "failed": 1, "errors": 1, "timeouts": 0, "skipped": 0, "flaky": 0}
     results:
@@ -609,6 +609,13 @@ smoke:
           message: 1.2 GiB free on /srv, need 2 GiB
           duration_ms: 0.4
           attempts: 1
+    budget:
+      description:
+        - With O(budget), the budget in seconds, whether the run took longer (a warning, never
+          a failure) and its slowest checks.
+      returned: with O(budget)
+      type: dict
+      sample: {"seconds": 2.0, "exceeded": true, "slowest": [{"name": "app health", "duration_ms": 2400.5}]}
 failed_checks:
   description: Names of the critical checks that did not pass.
   returned: unless O(validate_only)
