@@ -598,7 +598,7 @@ smoke:
       type: dict
       sample: {"total": 7, "passed": 5, "failed": 1, "errors": 1, "timeouts": 0, "skipped": 0, "flaky": 0}
     results:
-      description: One entry per check, in spec order.
+      description: One entry per check, in spec order; one that passed only after a retry also has C(flaky=true).
       type: list
       elements: dict
       sample:
