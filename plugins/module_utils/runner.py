@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 from .checks import CHECK_TYPES, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
 from .protocol import blocks
 from .spec import Check, Checks
-from .units import format_seconds
 from .urls import secret_forms
 
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ def _refusal(check: Check) -> Optional[Outcome]:
         return Outcome(
             TIMEOUT,
             "still waiting on an earlier attempt, started %s s ago"
-            % format_seconds(time.monotonic() - earlier[1]),
+            % _seconds(time.monotonic() - earlier[1]),
         )
     if hanging >= MAX_ABANDONED:
         return Outcome(
@@ -108,7 +107,7 @@ def _attempt(check: Check, probe: Probe, budget: float, check_mode: bool) -> Out
         try:
             box.append(CHECK_TYPES[check.type].compare(check.params, probe, attempt))
         except (socket.timeout, TimeoutError):
-            box.append(Outcome(TIMEOUT, "no result within %s s" % format_seconds(budget)))
+            box.append(Outcome(TIMEOUT, "no result within %s s" % _seconds(budget)))
         except Exception as exc:  # a probe failing in a way we did not foresee
             box.append(Outcome(ERROR, "%s: %s" % (type(exc).__name__, exc)))
         finally:
@@ -120,8 +119,12 @@ def _attempt(check: Check, probe: Probe, budget: float, check_mode: bool) -> Out
     if not finished.wait(budget + GRACE) or not box:
         with _abandoned_lock:
             _abandoned[_identity(check)] = (thread, started)
-        return Outcome(TIMEOUT, "no result within %s s" % format_seconds(budget))
+        return Outcome(TIMEOUT, "no result within %s s" % _seconds(budget))
     return box[0]
+
+
+def _seconds(value: float) -> str:
+    return ("%.2f" % value).rstrip("0").rstrip(".")
 
 
 def _run_one(check: Check, probe: Probe, check_mode: bool, deadline: float) -> Result:
@@ -180,14 +183,14 @@ SLOWEST_SHOWN = 3
 
 def over_budget(results: List[Result], duration_ms: float, budget: float) -> Dict[str, Any]:
     """A run against its spec's budget: whether it took longer, and its slowest checks."""
-    slowest = sorted(results, key=lambda result: result["duration_ms"], reverse=True)
+    ran = [result for result in results if result["status"] != SKIPPED]
+    slowest = sorted(ran, key=lambda result: result["duration_ms"], reverse=True)
     return {
         "seconds": budget,
         "exceeded": duration_ms > 1000 * budget,
         "slowest": [
             {"name": result["name"], "duration_ms": result["duration_ms"]}
             for result in slowest[:SLOWEST_SHOWN]
-            if result["status"] != SKIPPED
         ],
     }
 
@@ -244,10 +247,7 @@ def run_checks(
             status, message = (
                 (SKIPPED, "not selected")
                 if selected is not None and check.name not in selected
-                else (
-                    TIMEOUT,
-                    "not finished by the overall deadline of %s s" % format_seconds(limit),
-                )
+                else (TIMEOUT, "not finished by the overall deadline of %s s" % _seconds(limit))
             )
             result = {
                 "name": check.name,
