@@ -26,12 +26,17 @@ TAIL = """
 """
 
 
-def added_and_passing(spec: Path, *target: str, env: dict[str, str] | None = None) -> str:
-    """Add a check for ``target``; assert it passes when run right away; its name."""
+def added_and_passing(
+    spec: Path, *target: str, env: dict[str, str] | None = None, notes: dict | None = None
+) -> str:
+    """Add a check for ``target``; assert it passes when run right away; its name. What add
+    noted on stderr goes into ``notes`` under that name."""
     added = run_cli("add", *target, "-f", str(spec), env=env)
     assert added.returncode == 0, added.stderr
     assert added.stdout.startswith("added to %s:\n  - name: " % spec)
     name = yaml.safe_load(added.stdout.split("\n", 1)[1])[0]["name"]
+    if notes is not None:
+        notes[name] = added.stderr
     checked = run_cli("check", "-f", str(spec), "--only", name, "--format", "json", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     [result] = [item for item in json.loads(checked.stdout)["results"] if item["name"] == name]
@@ -52,7 +57,8 @@ def test_every_add_writes_a_check_that_passes_right_away(
     config.write_text('{"db": "postgres://db/app"}')
     (tmp_path / "current").symlink_to(config)
     env = {"PATH": os.environ["PATH"]}  # the stand-in systemctl comes first
-    names = []
+    names: list[str] = []
+    notes: dict[str, str] = {}
     with server(tmp_path, "sg-add-worker", "tcp", "127.0.0.1"), tls_server(pki, "valid") as tls:
         for target in (
             ("binary", "ls"),
@@ -67,7 +73,7 @@ def test_every_add_writes_a_check_that_passes_right_away(
             ("tls", "127.0.0.1:%d" % tls),
             ("http", http_server + "/healthz"),
         ):
-            names.append(added_and_passing(spec, *target, env=env))
+            names.append(added_and_passing(spec, *target, env=env, notes=notes))
         text = spec.read_text()
         assert text.startswith(HEAD) and text.endswith(TAIL)
         document = yaml.safe_load(text)
@@ -91,6 +97,14 @@ def test_every_add_writes_a_check_that_passes_right_away(
     assert checks["file %s" % (tmp_path / "current")]["file"]["type"] == "symlink"
     assert checks["file %s" % (tmp_path / "not-yet")]["file"]["exists"] is False
     assert checks["tls 127.0.0.1:%d" % tls]["tls"]["verify"] is False  # a test CA: not trusted here
+    assert notes["tls 127.0.0.1:%d" % tls].startswith(
+        "smokegate: note: its certificate does not verify here (unable to get local issuer"
+        " certificate): the check has verify: false"
+    )
+    assert notes["file %s" % (tmp_path / "not-yet")] == (
+        "smokegate: note: %s does not exist now: the check says so\n" % (tmp_path / "not-yet")
+    )
+    assert notes["binary ls"] == ""
     assert checks["http %s/healthz" % http_server]["http"]["max_latency"] >= 0.1
     again = run_cli("add", "port", str(listening_port), "-f", str(spec))
     assert again.returncode == 0

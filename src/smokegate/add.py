@@ -44,6 +44,8 @@ FORMATS_BY_SUFFIX = {
 }
 
 Body = dict[str, Any]
+# A check's fields for what was found, and what the user should know about them.
+Observation = tuple[Body, list[str]]
 
 
 class AddError(Exception):
@@ -60,7 +62,7 @@ def size_below(free: int) -> str:
     return str(int(half))
 
 
-def _binary(probe: probes.SystemProbe, target: str) -> Body:
+def _binary(probe: probes.SystemProbe, target: str) -> Observation:
     path = probe.which(target)
     if path is None:
         raise AddError("%s is not found on PATH" % target)
@@ -74,27 +76,27 @@ def _binary(probe: probes.SystemProbe, target: str) -> Body:
             body: Body = {"name": target, "version": ">=" + found.group(0)}
             if args != VERSION_ARGS[0]:
                 body["args"] = args
-            return body
-    return {"name": target}
+            return body, []
+    return {"name": target}, ["%s printed no version: the check only finds it" % path]
 
 
-def _mount(probe: probes.SystemProbe, target: str) -> Body:
+def _mount(probe: probes.SystemProbe, target: str) -> Observation:
     entry = probe.mount_at(target)
     if entry is None:
         holder = probe.mount_containing(target)
         where = " (it is on %s, %s)" % (holder.target, holder.fstype) if holder else ""
         raise AddError("%s is not a mount point%s" % (target, where))
-    return {"path": target, "fstype": entry.fstype, "options": list(entry.options)}
+    return {"path": target, "fstype": entry.fstype, "options": list(entry.options)}, []
 
 
-def _disk(probe: probes.SystemProbe, target: str) -> Body:
+def _disk(probe: probes.SystemProbe, target: str) -> Observation:
     usage = probe.disk_usage(target)
     if usage.free < 2:
         raise AddError("%s has no free space to keep" % target)
-    return {"path": target, "min_free": size_below(usage.free)}
+    return {"path": target, "min_free": size_below(usage.free)}, []
 
 
-def _service(probe: probes.SystemProbe, target: str) -> Body:
+def _service(probe: probes.SystemProbe, target: str) -> Observation:
     from ansible_collections.smokegate.core.plugins.module_utils.spec import VALIDATORS
 
     try:
@@ -110,10 +112,10 @@ def _service(probe: probes.SystemProbe, target: str) -> Body:
     body: Body = {"name": unit, "active": state.active_state in ("active", "reloading")}
     if state.unit_file_state:
         body["enabled"] = state.enabled
-    return body
+    return body, [] if body["active"] else ["%s is not active now: the check says so" % unit]
 
 
-def _port(probe: probes.SystemProbe, target: str) -> Body:
+def _port(probe: probes.SystemProbe, target: str) -> Observation:
     number, _slash, protocol = target.partition("/")
     protocol = protocol or "tcp"
     if not number.isdigit() or protocol not in ("tcp", "udp"):
@@ -123,10 +125,10 @@ def _port(probe: probes.SystemProbe, target: str) -> Body:
     body: Body = {"port": int(number)}
     if protocol != "tcp":
         body["protocol"] = protocol
-    return body
+    return body, []
 
 
-def _process(probe: probes.SystemProbe, target: str) -> Body:
+def _process(probe: probes.SystemProbe, target: str) -> Observation:
     running = [process for process in probe.processes() if process.name == target]
     if not running:
         raise AddError("no process named %s is running" % target)
@@ -134,16 +136,18 @@ def _process(probe: probes.SystemProbe, target: str) -> Body:
     users = {process.user for process in running}
     if len(users) == 1:
         body["user"] = users.pop()
-    return body
+    return body, []
 
 
-def _file(probe: probes.SystemProbe, target: str) -> Body:
+def _file(probe: probes.SystemProbe, target: str) -> Observation:
     try:
         info = probe.file_info(target, follow_links=False)
     except FileNotFoundError:
-        return {"path": target, "exists": False}
+        return {"path": target, "exists": False}, [
+            "%s does not exist now: the check says so" % target
+        ]
     if info.type == "symlink":
-        return {"path": target, "type": "symlink"}
+        return {"path": target, "type": "symlink"}, []
     info = probe.file_info(target)
     body: Body = {"path": target}
     if info.type in ("file", "directory"):
@@ -157,10 +161,10 @@ def _file(probe: probes.SystemProbe, target: str) -> Body:
                 body["format"] = format
         except configs.Unsupported:
             pass  # this host cannot tell: no format is recorded
-    return body
+    return body, []
 
 
-def _tls(probe: probes.SystemProbe, target: str) -> Body:
+def _tls(probe: probes.SystemProbe, target: str) -> Observation:
     match = re.fullmatch(r"\[?([^\[\]]+?)\]?:(\d+)", target)
     if not match:
         raise AddError("%r is not a host:port such as example.internal:443" % target)
@@ -173,14 +177,20 @@ def _tls(probe: probes.SystemProbe, target: str) -> Body:
     if days_left <= 0:
         raise AddError("the certificate of %s has expired" % target)
     body: Body = {"host": host, "port": port}
+    notes = []
     if days_left < DEFAULT_MIN_DAYS:
         body["min_days"] = math.floor(days_left)
+        notes.append("its certificate has %.1f days left" % days_left)
     if peer.verify_error is not None:
         body["verify"] = False  # what is true now: it does not verify here
-    return body
+        notes.append(
+            "its certificate does not verify here (%s): the check has verify: false"
+            % peer.verify_error
+        )
+    return body, notes
 
 
-def _http(probe: probes.SystemProbe, target: str) -> Body:
+def _http(probe: probes.SystemProbe, target: str) -> Observation:
     from ansible_collections.smokegate.core.plugins.module_utils.urls import url_problem
 
     problem = url_problem(target)
@@ -196,13 +206,15 @@ def _http(probe: probes.SystemProbe, target: str) -> Body:
     latency = max(MIN_LATENCY, LATENCY_FACTOR * slowest)
     digits = 1 - math.floor(math.log10(latency))  # two significant digits, rounded up
     body: Body = {"url": target}
+    notes = []
     if status != 200:
         body["status"] = status
+        notes.append("it answers %d now: the check expects that" % status)
     body["max_latency"] = math.ceil(latency * 10**digits) / 10**digits
-    return body
+    return body, notes
 
 
-OBSERVERS: dict[str, Callable[[probes.SystemProbe, str], Body]] = {
+OBSERVERS: dict[str, Callable[[probes.SystemProbe, str], Observation]] = {
     "binary": _binary,
     "mount": _mount,
     "disk": _disk,
@@ -301,13 +313,14 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-def add(type_name: str, target: str, path: Path, name: str | None = None) -> str:
+def add(type_name: str, target: str, path: Path, name: str | None = None) -> Observation:
     """Observe ``target``, append a passing check for it to the spec at ``path``; returns
-    the text added (URL credentials masked). Raises AddError, SpecError or SpecFileError."""
+    the check added (URL credentials masked) and notes on it. Raises AddError, SpecError or
+    SpecFileError."""
     from smokegate.engine import runner
 
     probe = probes.SystemProbe()
-    body = OBSERVERS[type_name](probe, target)
+    body, notes = OBSERVERS[type_name](probe, target)
     text, document = _read(path)
     taken = _names(document)
     if name is not None and name in taken:
@@ -347,4 +360,9 @@ def add(type_name: str, target: str, path: Path, name: str | None = None) -> str
     shown = json.loads(json.dumps(check))
     if type_name == "http":
         shown["http"]["url"] = redact_url(shown["http"]["url"])
-    return _item_text(shown, "  ")
+    return shown, notes
+
+
+def added_text(check: Body) -> str:
+    """The check as the lines it was added as."""
+    return _item_text(check, "  ")

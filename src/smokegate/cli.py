@@ -192,17 +192,19 @@ def _check(args: argparse.Namespace) -> int:
 def _add(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from smokegate.add import AddError, add
+    from smokegate.add import AddError, add, added_text
     from smokegate.engine import spec
     from smokegate.specfile import SpecFileError
 
     try:
-        added = add(args.type, args.target, Path(args.file), args.name)
+        check, notes = add(args.type, args.target, Path(args.file), args.name)
     except (AddError, SpecFileError) as exc:
         return _refuse(args, "nothing added to %s: %s" % (args.file, exc))
     except spec.SpecError as exc:
         return _refuse(args, "nothing added to %s:" % args.file, exc.errors)
-    print("added to %s:\n%s" % (args.file, added), end="")
+    print("added to %s:\n%s" % (args.file, added_text(check)), end="")
+    for note in notes:
+        print("smokegate: note: %s" % note, file=sys.stderr)
     return EXIT_OK
 
 
