@@ -132,10 +132,10 @@ def test_a_smoke_script_passes_then_fails_on_its_first_broken_check(
 def test_pytest_smoke_marker_in_a_virtual_environment(tmp_path: Path):
     venv = tmp_path / "venv"
     base_python = Path(sys.base_prefix) / "bin" / "python3"
-    subprocess.run(
-        [str(base_python), "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
-        check=True,
-    )
+    subprocess.run([str(base_python), "-m", "venv", "--without-pip", str(venv)], check=True)
+    # The venv gets this suite's own pytest through a .pth file: no download, no pip.
+    [site] = venv.glob("lib/python*/site-packages")
+    (site / "suite.pth").write_text(str(Path(pytest.__file__).resolve().parent.parent) + "\n")
     (tmp_path / "test_smoke.py").write_text(SMOKE_TESTS)
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nmarkers =\n    smoke: quick post-deploy checks\n"
