@@ -236,3 +236,24 @@ def test_a_contains_pattern_that_runs_away_is_a_timeout(tmp_path: Path):
     )
     assert results["runaway"]["status"] == "timeout", results["runaway"]
     assert time.monotonic() - started < 1.5
+
+
+def test_hostile_config_files_are_failures_not_crashes(tmp_path: Path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "deep.yaml").write_text("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    lines = ["l0: &l0 [%s]" % ", ".join(["lol"] * 10)]
+    lines += ["l%d: &l%d [%s]" % (n, n, ", ".join(["*l%d" % (n - 1)] * 10)) for n in range(1, 9)]
+    (tmp_path / "laughs.yaml").write_text("\n".join(lines) + "\n")
+    (tmp_path / "huge.json").write_bytes(b"[" + b"1," * (5 * 1024 * 1024) + b"1]")
+    results = run(
+        *(
+            {"name": name, "file": {"path": str(tmp_path / name), "format": name.split(".")[1]}}
+            for name in ("deep.json", "deep.yaml", "laughs.yaml", "huge.json")
+        )
+    )
+    assert results["deep.json"]["message"].endswith(
+        "does not parse as json: nested too deeply to read"
+    )
+    assert results["deep.yaml"]["status"] == "fail"
+    assert results["laughs.yaml"]["status"] == "pass"  # aliases are references: nothing expands
+    assert results["huge.json"]["message"].endswith("is over 8 MiB, too large to parse as json")
