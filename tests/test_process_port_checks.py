@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,10 +128,13 @@ def test_zombies_do_not_count(tmp_path: Path):
     program.symlink_to(shutil.which("true") or "/bin/true")
     child = subprocess.Popen([str(program)])  # never waited for until the end: a zombie
     try:
-        for _wait in range(100):
+        for _wait in range(500):
             with open("/proc/%d/stat" % child.pid) as handle:
                 if handle.read().rpartition(")")[2].split()[0] == "Z":
                     break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the child did not become a zombie")
         results = run({"name": "zombie", "process": {"name": "sg-zombie"}})
         assert results["zombie"]["status"] == "fail"
     finally:
