@@ -29,7 +29,6 @@ import time
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
     Dict,
     Iterator,
     List,
@@ -268,6 +267,12 @@ def _collect(
     return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()])
 
 
+class _Held(NamedTuple):
+    """A socket held the way a connection holds it, for _Cutoff."""
+
+    sock: socket.socket
+
+
 def _handshake(context: Any, host: str, port: int, server_name: str, deadline: float) -> bytes:
     """The DER certificate a server presents in a TLS handshake that ends by ``deadline``,
     however slowly the server trickles it."""
@@ -279,7 +284,7 @@ def _handshake(context: Any, host: str, port: int, server_name: str, deadline: f
         secure = context.wrap_socket(
             raw, server_hostname=server_name, do_handshake_on_connect=False
         )
-        cutoff = _Cutoff(lambda: secure, remaining)
+        cutoff = _Cutoff(_Held(secure), remaining)
         try:
             secure.do_handshake()
             der = secure.getpeercert(binary_form=True)
@@ -312,16 +317,16 @@ class _Cutoff:
     """Shuts a connection's socket down when its time is up: a read blocked on a server that
     trickles its answer ends then, instead of outliving its attempt."""
 
-    def __init__(self, sock: Callable[[], Optional[socket.socket]], seconds: float) -> None:
+    def __init__(self, connection: Any, seconds: float) -> None:
         self.fired = threading.Event()
-        self._sock = sock
+        self._connection = connection
         self._timer = threading.Timer(seconds, self._fire)
         self._timer.daemon = True
         self._timer.start()
 
     def _fire(self) -> None:
         self.fired.set()
-        sock = self._sock()
+        sock = self._connection.sock
         if sock is not None:
             with contextlib.suppress(OSError):  # closed already
                 # The plain socket's shutdown: a TLS socket's own would also drop its TLS
@@ -719,7 +724,7 @@ class SystemProbe:
                 connection = http.client.HTTPConnection(
                     parts.hostname or "", parts.port, timeout=remaining
                 )
-            cutoff = _Cutoff(lambda connection=connection: connection.sock, remaining)
+            cutoff = _Cutoff(connection, remaining)
             try:
                 target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
                 connection.request(method, target, headers=request_headers)
