@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import yaml
 from conftest import run_cli
 from formats import parse_nagios, parse_prometheus, parse_tap
 from test_serve import serving
@@ -340,3 +341,26 @@ def test_the_smoke_playbook_carries_the_budget_of_its_spec_file_both_ways(tmp_pa
         assert report["budget"]["seconds"] == 0.1 and report["budget"]["exceeded"], pipelining
         assert report["budget"]["slowest"][0]["name"] == "slow"
         assert report["summary"]["flaky"] == 1, pipelining
+
+
+def test_a_rolling_deploy_takes_the_budget_of_its_spec_file(tmp_path):
+    from fleet import Fleet
+
+    fleet = Fleet(tmp_path, count=1)
+    document = yaml.safe_load(fleet.spec_file.read_text())
+    document["budget"] = 0.001  # every run is slower: warned, never failed
+    fleet.spec_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    report_file = tmp_path / "report.json"
+    run = fleet.deploy(
+        "v1",
+        env={
+            "ANSIBLE_PIPELINING": "1",
+            "ANSIBLE_CALLBACKS_ENABLED": "smokegate.core.smoke_report",
+            "SMOKEGATE_REPORT_JSON": str(report_file),
+        },
+    )
+    assert run.returncode == 0, run.output
+    assert fleet.current("web1") == "v1"
+    reports = json.loads(report_file.read_text())["reports"]
+    assert reports and all(report["budget"]["exceeded"] for report in reports)
+    assert "  warning: the run took " in run.output
