@@ -150,6 +150,10 @@ def test_add_to_json_a_bare_list_a_new_file_and_refusing_flow_style(tmp_path: Pa
     new = tmp_path / "new.yml"
     added_and_passing(new, "disk", "/")
     assert new.read_text().startswith("checks:\n  - name: disk /\n")
+    linked = tmp_path / "linked.yml"
+    linked.symlink_to(new)
+    added_and_passing(linked, "file", "/etc/hostname")
+    assert linked.is_symlink() and "name: file /etc/hostname" in new.read_text()
     flow = tmp_path / "flow.yml"
     flow.write_text("checks: [{name: root, disk: {path: /, min_free: 1}}]\n")
     completed = run_cli("add", "disk", "/", "-f", str(flow))

@@ -300,7 +300,9 @@ def _names(document: Any) -> list[str]:
 
 
 def _write(path: Path, text: str) -> None:
-    # Whole or not at all: a reader never sees half a spec.
+    # Whole or not at all: a reader never sees half a spec. A spec that is a link is
+    # written where it points, so that the link stays one.
+    path = Path(os.path.realpath(path))
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     handle, temporary = tempfile.mkstemp(dir=str(path.parent), prefix=".%s." % path.name)
     try:
