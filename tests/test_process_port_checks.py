@@ -189,11 +189,13 @@ def test_ports_listened_on_by_a_server_it_starts(tmp_path: Path, closed_port: in
 def test_port_listeners_agree_with_ss(tmp_path: Path):
     if shutil.which("ss") is None:
         pytest.skip("ss is not installed")
-    with server(tmp_path, "sg-server", "tcp", "127.0.0.1"):
+    with server(tmp_path, "sg-server", "tcp", "127.0.0.1") as (_pid, [port]):
         listed = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True)
         expected = {int(line.split()[3].rpartition(":")[2]) for line in listed.stdout.splitlines()}
         read = {listener.port for listener in probes.SystemProbe().listeners("tcp")}
-    assert read == expected
+    assert port in read and port in expected
+    # Other programs open and close listeners between the two readings: most are in both.
+    assert len(read & expected) >= 0.8 * max(len(read), len(expected))
 
 
 def test_port_addresses_are_validated():
