@@ -374,3 +374,23 @@ def trickling_upstream() -> Iterator[int]:
     finally:
         stop.set()
         listener.close()
+
+
+@pytest.fixture
+def systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in systemctl (tests/systemctl.py) first on PATH."""
+    from systemctl import install
+
+    program = install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", "%s:%s" % (program.parent, "/usr/bin:/bin"))
+    return program
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Certificates made with openssl (tests/pki.py), made once."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    from pki import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))

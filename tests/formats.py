@@ -41,6 +41,9 @@ def parse_tap(text: str) -> list[TapPoint]:
     index = 2
     while index < len(lines):
         line = lines[index]
+        if line.startswith("#"):  # a diagnostic line: for people, not the harness
+            index += 1
+            continue
         parsed = TAP_LINE.match(line)
         assert parsed, "not a TAP test line: %r" % line
         point = TapPoint(
@@ -89,12 +92,15 @@ def parse_nagios(text: str) -> NagiosOutput:
 
 
 def parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Metric name to its samples; every metric has HELP and TYPE lines before it."""
+    """Metric name to its samples (a counter's name without _total); every metric has HELP
+    and TYPE lines before it."""
     families = {family.name: family for family in text_string_to_metric_families(text)}
     for name, family in families.items():
-        assert "# HELP %s " % name in text and "# TYPE %s gauge" % name in text, name
-        assert family.type == "gauge" and family.documentation, name
-        assert text.index("# TYPE %s " % name) < text.index("\n%s{" % name), name
+        assert family.type in ("gauge", "counter") and family.documentation, name
+        exposed = name + "_total" if family.type == "counter" else name
+        assert "# HELP %s " % exposed in text, name
+        assert "# TYPE %s %s" % (exposed, family.type) in text, name
+        assert text.index("# TYPE %s " % exposed) < text.index("\n%s{" % exposed), name
     return {
         name: [(dict(sample.labels), sample.value) for sample in family.samples]
         for name, family in families.items()

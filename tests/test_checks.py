@@ -41,6 +41,14 @@ EXAMPLE_MESSAGES = {
     "tcp": "db.internal:5432 accepts connections (1.2 ms)",
     "http": "GET http://127.0.0.1:8000/healthz returned 200 and the body matches ok",
     "prometheus": '0.002 for {instance="localhost"}, want <= 0.01',
+    "command": "python3 smoke.py exited 0 and matches all checks passed",
+    "service": "nginx.service is active (running) for 60 min, enabled, 1 restarts",
+    "process": "2 processes named gunicorn of user app (pids 101, 102)",
+    "port": "tcp port 5432 is listened on at 127.0.0.1:5432",
+    "file": "/srv/app/shared/config.json is a file, 0640 app:app, 11 B, modified 60 s ago,"
+    " parses as json",
+    "tls": "the certificate of example.internal:443: CN=example.internal, issued by CN=Example"
+    " CA, 60 days left (until 2026-03-02), verified for example.internal",
 }
 
 

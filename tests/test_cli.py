@@ -152,6 +152,7 @@ def test_json_report_matches_the_contract(write_spec, tmp_path: Path, http_serve
         "errors": 0,
         "timeouts": 0,
         "skipped": 0,
+        "flaky": 0,
     }
     for result in report["results"]:
         assert set(result) == {

@@ -28,7 +28,10 @@ def test_every_check_type_is_one_declaration_of_schema_and_comparer():
     for name, check_type in checks.CHECK_TYPES.items():
         assert check_type.name == name
         assert check_type.doc.strip(), name
-        assert any(field.required for field in check_type.fields.values()), name
+        # Something must be said: a required field, or one of several.
+        assert check_type.requires_one_of or any(
+            field.required for field in check_type.fields.values()
+        ), name
         assert set(check_type.example) <= set(check_type.fields), name
         assert set(check_type.requires_one_of) <= set(check_type.fields), name
         assert inspect.getmodule(check_type.compare) is checks, name

@@ -182,6 +182,7 @@ def test_results_keep_spec_order_and_only_skips_the_rest():
         "errors": 0,
         "timeouts": 0,
         "skipped": 2,
+        "flaky": 0,
     }
 
 

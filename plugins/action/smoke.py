@@ -17,13 +17,14 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.smokegate.core.plugins.module_utils import protocol
 from ansible_collections.smokegate.core.plugins.module_utils.argspec import smoke_argument_spec
 from ansible_collections.smokegate.core.plugins.module_utils.report import gate_result
+from ansible_collections.smokegate.core.plugins.module_utils.spec import spec_document
 from ansible_collections.smokegate.core.plugins.plugin_utils.engine_action import EngineAction
 
 
 class ActionModule(EngineAction):
     TRANSFERS_FILES = False
     MODULE = "smokegate.core.smoke"
-    _VALID_ARGS = frozenset(("checks", "checks_file", "fail_on", "host", "validate_only"))
+    _VALID_ARGS = frozenset(("checks", "checks_file", "fail_on", "host", "validate_only", "budget"))
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
@@ -63,7 +64,7 @@ class ActionModule(EngineAction):
         self, args: Dict[str, Any], params: Dict[str, Any], task_vars: Dict[str, Any]
     ) -> Dict[str, Any]:
         request = protocol.request(
-            [protocol.smoke(params["checks"])],
+            [protocol.smoke(spec_document(params["checks"], params["budget"]))],
             host=params["host"],
             environment=self._environment(),
             check_mode=self._task.check_mode,

@@ -39,7 +39,11 @@ import json
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.smokegate.core.plugins.module_utils.protocol import blocking, host_ok
-from ansible_collections.smokegate.core.plugins.module_utils.report import render_junit
+from ansible_collections.smokegate.core.plugins.module_utils.report import (
+    budget_warning,
+    flaky_checks,
+    render_junit,
+)
 
 # The tasks whose result carries a smoke report.
 SMOKE_ACTIONS = ("smokegate.core.smoke", "smoke", "smokegate.core.stages", "stages")
@@ -82,6 +86,9 @@ class CallbackModule(CallbackBase):
             detail = "; ".join(
                 "%s: %s" % (item["name"], item["message"]) for item in blocking(report)
             )
+            flaky = flaky_checks(report)
+            if flaky:  # passed, but only after a retry: said before it fails a deploy
+                detail += "  %d flaky: %s" % (len(flaky), ", ".join(item["name"] for item in flaky))
             lines.append(
                 "  %s  %-6s %d/%d passed%s"
                 % (
@@ -89,9 +96,12 @@ class CallbackModule(CallbackBase):
                     verdict,
                     summary["passed"],
                     summary["total"],
-                    "  " + detail if detail else "",
+                    "  " + detail.lstrip() if detail else "",
                 )
             )
+            warning = budget_warning(report)
+            if warning:
+                lines.append("  %s  warning: %s" % (" " * width, warning))
         self._display.display("\n".join(lines))
         self._play_reports = {}
 

@@ -38,6 +38,15 @@ ANSIBLE_TYPES = {
     "statuses": "raw",
     "headers": "dict",
     "url": "str",
+    "exits": "raw",
+    "environment": "dict",
+    "unit": "str",
+    # raw: a mode written 0640 without quotes reaches the engine as the number it is, and is
+    # refused there, instead of becoming the string "416".
+    "mode": "raw",
+    "address": "str",
+    "days": "float",
+    "expectations": "dict",
 }
 
 
@@ -89,6 +98,7 @@ def smoke_argument_spec() -> Dict[str, Any]:
     return {
         "checks": {"type": "list", "elements": "dict", "options": check_options()},
         "checks_file": {"type": "str"},
+        "budget": {"type": "float"},
         "fail_on": {"type": "str", "default": "critical", "choices": ["critical", "never"]},
         "host": {"type": "str"},
         "validate_only": {"type": "bool", "default": False},

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import time
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 # select and signal are imported by the forking path only: most specs never take it.
 
@@ -77,11 +77,33 @@ def search(pattern: str, text: str, timeout: float) -> Optional[Found]:
     if cannot_backtrack(pattern) and len(text) * len(pattern) <= IN_PROCESS_STEPS:
         match = compiled.search(text)
         return _found(text, _spans(match)) if match else None
-    spans = _search_in_child(compiled, text, timeout)
-    return _found(text, spans) if spans is not None else None
+
+    def spans() -> Optional[Spans]:
+        match = compiled.search(text)
+        return _spans(match) if match else None
+
+    found = _in_child(spans, compiled.pattern, timeout)
+    return _found(text, [tuple(span) for span in found]) if found is not None else None
 
 
-def _search_in_child(compiled: re.Pattern, text: str, timeout: float) -> Optional[Spans]:
+def search_each(pattern: str, texts: List[str], timeout: float) -> List[bool]:
+    """Whether ``pattern`` is found in each of ``texts``: every search within one
+    ``timeout``, in one child when any of them could run away.
+
+    >>> search_each("gunicorn.*app:main", ["gunicorn -w 4 app:main", "nginx: worker"], 5)
+    [True, False]
+    """
+    compiled = re.compile(pattern)
+    if cannot_backtrack(pattern) and sum(map(len, texts)) * len(pattern) <= IN_PROCESS_STEPS:
+        return [compiled.search(text) is not None for text in texts]
+    return _in_child(
+        lambda: [compiled.search(text) is not None for text in texts], pattern, timeout
+    )
+
+
+def _in_child(compute: Callable[[], Any], pattern: str, timeout: float) -> Any:
+    """What ``compute`` returns (JSON-able), computed in a forked child killed at the
+    deadline."""
     import select
     import signal  # imported here, before the fork: the child imports nothing
 
@@ -94,7 +116,7 @@ def _search_in_child(compiled: re.Pattern, text: str, timeout: float) -> Optiona
         os.close(write_end)
         raise
     if pid == 0:
-        _child(compiled, text, timeout, write_end)
+        _child(compute, timeout, write_end)
     os.close(write_end)
     answer = b""
     try:
@@ -106,7 +128,7 @@ def _search_in_child(compiled: re.Pattern, text: str, timeout: float) -> Optiona
                 os.kill(pid, signal.SIGKILL)
                 raise TimeoutError(
                     "the pattern %r did not finish matching in %s s"
-                    % (compiled.pattern, ("%.2f" % timeout).rstrip("0").rstrip("."))
+                    % (pattern, ("%.2f" % timeout).rstrip("0").rstrip("."))
                 )
             chunk = os.read(read_end, 65536)
             if not chunk:
@@ -116,9 +138,8 @@ def _search_in_child(compiled: re.Pattern, text: str, timeout: float) -> Optiona
         os.close(read_end)
         os.waitpid(pid, 0)
     if not answer:
-        raise RuntimeError("the search for %r ended without an answer" % compiled.pattern)
-    spans = json.loads(answer)
-    return [tuple(span) for span in spans] if spans is not None else None
+        raise RuntimeError("the search for %r ended without an answer" % pattern)
+    return json.loads(answer)
 
 
 def _close_inherited(keep: int) -> None:
@@ -130,10 +151,10 @@ def _close_inherited(keep: int) -> None:
                 os.close(int(name))
 
 
-def _child(compiled: re.Pattern, text: str, timeout: float, write_end: int) -> None:
+def _child(compute: Callable[[], Any], timeout: float, write_end: int) -> None:
     # Only the forking thread exists here. The child takes no lock the parent's other
     # threads may have held at the fork (no logging, no buffered I/O, no imports) and runs
-    # none of the parent's cleanup: it matches, writes the spans and leaves.
+    # none of the parent's cleanup: it matches, writes the answer and leaves.
     import signal  # the parent loaded it before the fork: nothing is imported here
 
     status = 1
@@ -141,8 +162,7 @@ def _child(compiled: re.Pattern, text: str, timeout: float, write_end: int) -> N
         _close_inherited(write_end)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.setitimer(signal.ITIMER_REAL, timeout + CHILD_SLACK)
-        match = compiled.search(text)
-        data = memoryview(json.dumps(_spans(match) if match else None).encode())
+        data = memoryview(json.dumps(compute()).encode())
         while data:
             data = data[os.write(write_end, data) :]
         status = 0

@@ -85,6 +85,32 @@ def failed_checks(report: Report) -> List[str]:
     return [result["name"] for result in blocking(report)]
 
 
+def flaky_checks(report: Report) -> List[Dict[str, Any]]:
+    """The results that passed only after a retry: a gate that needs retries to pass will
+    one day not pass, so every format shows them."""
+    return [result for result in report.get("results", []) if result.get("flaky")]
+
+
+def _flaky_text(result: Dict[str, Any]) -> str:
+    return "flaky: passed on attempt %d" % result["attempts"]
+
+
+def budget_warning(report: Report) -> Optional[str]:
+    """The warning of a run slower than its spec's budget, naming its slowest checks (None
+    when it kept to it, or the spec has none). Never a failure by itself."""
+    budget = report.get("budget")
+    if not budget or not budget.get("exceeded"):
+        return None
+    slowest = ", ".join(
+        "%s (%s)" % (check["name"], _duration(check["duration_ms"])) for check in budget["slowest"]
+    )
+    return "the run took %s, over its budget of %s s; slowest: %s" % (
+        _duration(report["duration_ms"]),
+        ("%.2f" % budget["seconds"]).rstrip("0").rstrip("."),
+        slowest,
+    )
+
+
 def gate_result(report: Report, fail_on: str) -> Dict[str, Any]:
     """The smoke module's result for a report: failed, with every failing check named,
     when a critical check did not pass and ``fail_on`` is ``critical``."""
@@ -127,13 +153,19 @@ def render_human(reports: List[Report], color: bool = False) -> str:
         name_width = min(32, max((len(result["name"]) for result in results), default=0))
         for result in results:
             tag = label(result)
+            flaky = (
+                "  " + _paint("(%s)" % _flaky_text(result), "33", color)
+                if result.get("flaky")
+                else ""
+            )
             lines.append(
-                "  %s  %s  %s  %s"
+                "  %s  %s  %s  %s%s"
                 % (
                     _paint(tag.ljust(label_width), _COLORS[tag], color),
                     result["name"].ljust(name_width),
                     result["message"],
                     _duration(result["duration_ms"]),
+                    flaky,
                 )
             )
         tags = [label(result) for result in results]
@@ -151,6 +183,20 @@ def render_human(reports: List[Report], color: bool = False) -> str:
         ]
         if problems:
             lines.append("  " + ", ".join(problems))
+        flaky = flaky_checks(report)
+        if flaky:
+            lines.append(
+                "  "
+                + _paint(
+                    "%d flaky (passed only after a retry): %s"
+                    % (len(flaky), ", ".join(result["name"] for result in flaky)),
+                    "33",
+                    color,
+                )
+            )
+        warning = budget_warning(report)
+        if warning:
+            lines.append("  " + _paint("warning: " + warning, "33", color))
         if not host_ok(report):
             lines.append("  gate stopped by: " + ", ".join(failed_checks(report)))
     if len(reports) > 1:
@@ -219,6 +265,12 @@ def render_junit(reports: List[Report], color: bool = False) -> str:
                 classname="%s.%s" % (host, result["type"]),
                 time="%.4f" % (result["duration_ms"] / 1000),
             )
+            if result.get("flaky"):
+                properties = ET.SubElement(case, "properties")
+                ET.SubElement(properties, "property", name="flaky", value="true")
+                ET.SubElement(
+                    properties, "property", name="attempts", value=str(result["attempts"])
+                )
             status, message = result["status"], _xml_text(result["message"])
             if result.get("preexisting"):  # does not judge this release: not its failure
                 counts["skipped"] += 1
@@ -233,6 +285,11 @@ def render_junit(reports: List[Report], color: bool = False) -> str:
             elif status != "pass":
                 counts["errors"] += 1
                 ET.SubElement(case, "error", type=status, message=message).text = message
+        warning = budget_warning(report)
+        if warning:  # a suite's properties come before its test cases
+            properties = ET.Element("properties")
+            ET.SubElement(properties, "property", name="budget_warning", value=_xml_text(warning))
+            suite.insert(0, properties)
         for key, value in counts.items():
             suite.set(key, str(value))
             totals[key] += value
@@ -274,7 +331,8 @@ def render_tap(reports: List[Report], color: bool = False) -> str:
                 reason = ("preexisting: " if result.get("preexisting") else "") + result["message"]
                 points.append("ok|%s # SKIP %s" % (title, _tap_text(reason)))
             elif result["status"] == "pass":
-                points.append("ok|" + title)
+                flaky = "\n# %s" % _flaky_text(result) if result.get("flaky") else ""
+                points.append("ok|" + title + flaky)
             else:
                 todo = " # TODO warning-severity check" if result["severity"] == "warning" else ""
                 details = "".join(
@@ -286,6 +344,10 @@ def render_tap(reports: List[Report], color: bool = False) -> str:
     for number, point in enumerate(points, 1):
         outcome, rest = point.split("|", 1)
         lines.append("%s %d - %s" % (outcome, number, rest))
+    for report in reports:
+        warning = budget_warning(report)
+        if warning:
+            lines.append("# %s: warning: %s" % (_tap_text(report["host"]), _tap_text(warning)))
     return "\n".join(lines)
 
 
@@ -342,7 +404,7 @@ def render_nagios(reports: List[Report], color: bool = False) -> str:
         )
 
     total = sum(len(report["results"]) for report in reports if not report.get("error"))
-    counts = {"passed": 0, "failed": 0, "errors": 0, "timeouts": 0, "skipped": 0}
+    counts = {"passed": 0, "failed": 0, "errors": 0, "timeouts": 0, "skipped": 0, "flaky": 0}
     for report in reports:
         for key in counts:
             counts[key] += report.get("summary", {}).get(key, 0)
@@ -361,6 +423,13 @@ def render_nagios(reports: List[Report], color: bool = False) -> str:
         if warning:
             parts.append("%d warning: %s" % (len(warning), named(warning)))
         summary = "; ".join(parts)
+    flaky = [(report["host"], result) for report in reports for result in flaky_checks(report)]
+    warnings = [(report["host"], budget_warning(report)) for report in reports]
+    warnings = [(host, warning) for host, warning in warnings if warning]
+    if flaky:
+        summary += "; %d flaky" % len(flaky)
+    if warnings:
+        summary += "; over its budget" if not many else "; over budget on %d" % len(warnings)
     if many:
         summary += " (%d hosts)" % len(reports)
     perfdata = ["%s=%d;;;0;%d" % (key, value, total) for key, value in counts.items()]
@@ -378,6 +447,11 @@ def render_nagios(reports: List[Report], color: bool = False) -> str:
         % ((host + ": ") if many else "", label(result), result["name"], result["message"])
         for host, result in problems
     ]
+    lines += [
+        "%sFLAKY %s: %s" % ((host + ": ") if many else "", result["name"], _flaky_text(result))
+        for host, result in flaky
+    ]
+    lines += ["%sBUDGET %s" % ((host + ": ") if many else "", text) for host, text in warnings]
     lines[1:] = [_nagios_text(line) for line in lines[1:]]
     return "\n".join(lines)
 
@@ -399,21 +473,40 @@ PROMETHEUS_METRICS = (
         "smokegate_check_preexisting",
         "1 when the check failed before this deploy too, so it does not judge the release.",
     ),
+    ("smokegate_check_attempts", "Attempts the check took; more than 1 with a pass is flaky."),
     ("smokegate_last_run_timestamp_seconds", "Unix time at which the last run finished."),
     ("smokegate_run_duration_seconds", "Wall time of the whole run."),
+    ("smokegate_budget_seconds", "The spec's budget: how long a run should take at most."),
+    ("smokegate_over_budget", "1 when the run took longer than the spec's budget."),
+)
+FLAKY_TOTAL = (
+    "smokegate_check_flaky_total",
+    "Runs since the server started in which the check passed only after a retry.",
 )
 
 
+def _check_labels(host: str, result: Dict[str, Any]) -> str:
+    return _prom_labels(
+        host=host, name=result["name"], type=result["type"], severity=result["severity"]
+    )
+
+
 def render_prometheus(
-    reports: List[Report], color: bool = False, timestamp: Optional[float] = None
+    reports: List[Report],
+    color: bool = False,
+    timestamp: Optional[float] = None,
+    flaky_totals: Optional[Dict[str, int]] = None,
 ) -> str:
     """The Prometheus text exposition format (node exporter textfile collector, /metrics).
 
     Every series carries the host; checks add name, type and severity. Messages are left
     out: they are for people, and a label that changes with every run is a new series.
+    ``flaky_totals`` (a server's count of flaky runs per check name, since it started) adds
+    the counter smokegate_check_flaky_total.
     """
     finished = time.time() if timestamp is None else timestamp
     samples: Dict[str, List[str]] = {metric[0]: [] for metric in PROMETHEUS_METRICS}
+    counted: List[str] = []
     for report in reports:
         host = _prom_labels(host=report["host"])
         samples["smokegate_up"].append("%s %d" % (host, 0 if report.get("error") else 1))
@@ -424,13 +517,12 @@ def render_prometheus(
         samples["smokegate_run_duration_seconds"].append(
             "%s %.6f" % (host, report["duration_ms"] / 1000)
         )
+        budget = report.get("budget")
+        if budget:
+            samples["smokegate_budget_seconds"].append("%s %g" % (host, budget["seconds"]))
+            samples["smokegate_over_budget"].append("%s %d" % (host, budget["exceeded"]))
         for result in report["results"]:
-            labels = _prom_labels(
-                host=report["host"],
-                name=result["name"],
-                type=result["type"],
-                severity=result["severity"],
-            )
+            labels = _check_labels(report["host"], result)
             passed = result["status"] in PASSING
             samples["smokegate_check_ok"].append("%s %d" % (labels, 1 if passed else 0))
             if result.get("preexisting"):
@@ -438,11 +530,18 @@ def render_prometheus(
             samples["smokegate_check_duration_seconds"].append(
                 "%s %.6f" % (labels, result["duration_ms"] / 1000)
             )
+            samples["smokegate_check_attempts"].append("%s %d" % (labels, result["attempts"]))
+            if flaky_totals is not None:
+                counted.append("%s %d" % (labels, flaky_totals.get(result["name"], 0)))
     lines: List[str] = []
     for name, help_text in PROMETHEUS_METRICS:
         if samples[name]:
             lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s gauge" % name]
             lines += [name + sample for sample in samples[name]]
+    if counted:
+        name, help_text = FLAKY_TOTAL
+        lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s counter" % name]
+        lines += [name + sample for sample in counted]
     return "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
 from .checks import CHECK_TYPES, ERROR, PASS, SKIPPED, TIMEOUT, Attempt, Outcome
 from .protocol import blocks
-from .spec import Check
+from .spec import Check, Checks
 from .urls import secret_forms
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def _run_one(check: Check, probe: Probe, check_mode: bool, host: str, deadline: 
         if time.monotonic() + check.retry_delay >= deadline:
             break
         time.sleep(check.retry_delay)
-    return {
+    result = {
         "name": check.name,
         "type": check.type,
         "severity": check.severity,
@@ -151,6 +151,9 @@ def _run_one(check: Check, probe: Probe, check_mode: bool, host: str, deadline: 
         "duration_ms": round(1000 * (time.monotonic() - started), 1),
         "attempts": attempts,
     }
+    if outcome.status == PASS and attempts > 1:
+        result["flaky"] = True  # passed only after a retry: shown, so it is fixed, not ignored
+    return result
 
 
 def worst_case_seconds(checks: List[Check]) -> float:
@@ -171,6 +174,24 @@ def summarize(results: List[Result]) -> Dict[str, int]:
         "errors": count(ERROR),
         "timeouts": count(TIMEOUT),
         "skipped": count(SKIPPED),
+        "flaky": sum(1 for result in results if result.get("flaky")),
+    }
+
+
+SLOWEST_SHOWN = 3
+
+
+def over_budget(results: List[Result], duration_ms: float, budget: float) -> Dict[str, Any]:
+    """A run against its spec's budget: whether it took longer, and its slowest checks."""
+    ran = [result for result in results if result["status"] != SKIPPED]
+    slowest = sorted(ran, key=lambda result: result["duration_ms"], reverse=True)
+    return {
+        "seconds": budget,
+        "exceeded": duration_ms > 1000 * budget,
+        "slowest": [
+            {"name": result["name"], "duration_ms": result["duration_ms"]}
+            for result in slowest[:SLOWEST_SHOWN]
+        ],
     }
 
 
@@ -197,7 +218,8 @@ def run_checks(
     ``skipped``); ``deadline`` bounds the whole run in seconds (default: the slowest
     check's worst case); ``check_mode`` skips side effects such as the mount write test.
     ``preexisting`` names checks that failed on this host before the deploy: when they fail
-    again they are marked so, and do not judge (protocol.blocks).
+    again they are marked so, and do not judge (protocol.blocks). When the spec
+    has a budget, the report says whether the run kept to it (``budget``).
     """
     if probe is None:
         from .probes import SystemProbe
@@ -247,10 +269,13 @@ def run_checks(
     for result in ordered:
         if result["name"] in already and result["status"] not in (PASS, SKIPPED):
             result["preexisting"] = True
-    return {
+    report = {
         "host": name,
         "ok": is_ok(ordered),
         "duration_ms": round(1000 * (time.monotonic() - started), 1),
         "summary": summarize(ordered),
         "results": ordered,
     }
+    if isinstance(checks, Checks) and checks.budget is not None:
+        report["budget"] = over_budget(ordered, report["duration_ms"], checks.budget)
+    return report

@@ -10,10 +10,13 @@ disagree. At run time this module imports nothing of the engine, so any module m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
     from .checks import Compare
+
+    # A type's rule over its validated fields: one line per problem, naming the fields.
+    Rule = Callable[[Dict[str, Any]], List[str]]
 
 # What each kind of field accepts; spec.py has one validator per kind.
 KINDS: Dict[str, str] = {
@@ -40,6 +43,18 @@ KINDS: Dict[str, str] = {
     "url": "An http:// or https:// URL. A user:password@ in it is a secret, never shown:"
     " percent-encode '#', '/', '?' and '@' in the user and the password (%23, %2F, %3F, %40);"
     " a URL where they cannot be told apart from the host is refused.",
+    "exits": "An exit status (0-255), or a list of them.",
+    "environment": "A mapping of variable names to string values.",
+    "unit": "A systemd unit name (nginx, nginx.service, app@1.service); .service is assumed"
+    " when it has no suffix.",
+    "mode": "Permission bits as a quoted octal string, such as '0640' or '755' (an unquoted"
+    " 0640 is read by YAML as a number, and refused).",
+    "address": "An IPv4 or IPv6 address.",
+    "days": "Days, 0 or more (1.5 is a day and a half).",
+    "expectations": "A mapping of JSON paths (status, checks.db.ok, items.0.id: keys and list"
+    " indexes joined by dots) to the expected value, or to a mapping of tests: regex (the"
+    " value as text must match), min and max (a number in range), type (string, number,"
+    " integer, boolean, null, object or array), exists (false: the path must be absent).",
 }
 
 
@@ -75,7 +90,8 @@ class CheckType:
     """One kind of check: the key that names it, its fields, and its comparer.
 
     ``example`` holds valid fields, shown in the docs; ``requires_one_of`` names fields of
-    which at least one must be given; ``compare`` (checks.py) decides a check of this type.
+    which at least one must be given; ``rule`` checks how the validated fields go together
+    (one line per problem); ``compare`` (checks.py) decides a check of this type.
     """
 
     def __init__(
@@ -86,6 +102,7 @@ class CheckType:
         example: Dict[str, Any],
         compare: Compare,
         requires_one_of: Tuple[str, ...] = (),
+        rule: Optional[Rule] = None,
     ) -> None:
         self.name = name
         self.doc = doc
@@ -93,6 +110,7 @@ class CheckType:
         self.example = example
         self.compare = compare
         self.requires_one_of = requires_one_of
+        self.rule = rule
 
 
 SEVERITIES = ("critical", "warning")

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from .checks import CHECK_TYPES
+from .jsonpath import TESTS as JSON_TESTS
+from .jsonpath import TYPES as JSON_TYPES
 from .schema import COMMON_FIELDS, Field
 from .units import VersionSpec, parse_size
 from .urls import url_problem
 
-TOP_LEVEL_KEYS = ("checks",)
+TOP_LEVEL_KEYS = ("checks", "budget")
 # A document past these is refused before anything walks it: YAML aliases are shared
 # references, so a few lines can stand for more values than memory holds once templating,
 # JSON or a message spells them out, and deep nesting exhausts recursive walkers.
@@ -65,6 +67,15 @@ class Check:
 
     def __repr__(self) -> str:
         return "Check(%r, %s)" % (self.name, self.type)
+
+
+class Checks(List[Check]):
+    """A spec's validated checks, in spec order, with its ``budget``: the seconds a run
+    should take at most (None: no budget). A slower run warns; it never fails for that."""
+
+    def __init__(self, checks: Iterable[Check] = (), budget: Optional[float] = None) -> None:
+        super().__init__(checks)
+        self.budget = budget
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -198,6 +209,125 @@ def _headers(value: Any) -> Dict[str, str]:
     return dict(value)
 
 
+def _exits(value: Any) -> List[int]:
+    codes = value if isinstance(value, list) else [value]
+    if not codes or not all(
+        isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255 for code in codes
+    ):
+        raise ValueError("expected an exit status (0-255) or a list of them")
+    return list(codes)
+
+
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _environment(value: Any) -> Dict[str, str]:
+    # Never echo a value in an error: they are secrets.
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and _VARIABLE.match(key) and isinstance(item, str)
+        for key, item in value.items()
+    ):
+        raise ValueError("expected a mapping of variable names to string values")
+    return dict(value)
+
+
+_UNIT = re.compile(r"^[A-Za-z0-9:_.\\@-]{1,255}$")
+UNIT_SUFFIXES = (
+    ".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path",
+    ".timer", ".slice", ".scope",
+)  # fmt: skip
+
+
+def _unit(value: Any) -> str:
+    value = _string(value)
+    if not _UNIT.match(value) or value.startswith("-"):
+        raise ValueError("%r is not a systemd unit name" % value)
+    return value if value.endswith(UNIT_SUFFIXES) else value + ".service"
+
+
+def _mode(value: Any) -> int:
+    if not isinstance(value, str):
+        raise ValueError(
+            "write the mode as a quoted octal string, such as '0640' (an unquoted 0640 is"
+            " read as a number)"
+        )
+    if not re.match(r"^0?[0-7]{3}$|^[0-7]{4}$", value):
+        raise ValueError("%r is not an octal mode such as '0640'" % value)
+    return int(value, 8)
+
+
+def _address(value: Any) -> str:
+    import ipaddress  # only specs that name an address need it
+
+    try:
+        return str(ipaddress.ip_address(_string(value)))
+    except ValueError:
+        raise ValueError("%r is not an IPv4 or IPv6 address" % value) from None
+
+
+def _days(value: Any) -> float:
+    value = _numeric(value)
+    if not _is_number(value) or value < 0:
+        raise ValueError("expected a number of days, 0 or more")
+    return float(value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ValueError("expected a JSON value (text, number, true, false, null or a list)")
+    return _numeric(value) if _is_number(value) else value
+
+
+def _json_tests(path: str, tests: Dict[str, Any]) -> Dict[str, Any]:
+    unknown = [key for key in tests if key not in JSON_TESTS]
+    if unknown or not tests:
+        raise ValueError(
+            "%s: %s is not a test; use %s"
+            % (path, ", ".join(map(str, unknown)) or "{}", ", ".join(JSON_TESTS))
+        )
+    checked: Dict[str, Any] = {}
+    for key, value in tests.items():
+        if key == "regex":
+            checked[key] = _regex(value)
+        elif key in ("min", "max"):
+            number = _numeric(value)
+            if not _is_number(number):
+                raise ValueError("%s: %s: expected a number" % (path, key))
+            checked[key] = number
+        elif key == "type":
+            if value not in JSON_TYPES:
+                raise ValueError(
+                    "%s: type: %r is not one of %s" % (path, value, ", ".join(JSON_TYPES))
+                )
+            checked[key] = value
+        else:
+            checked[key] = _bool(value)
+    if checked.get("exists") is False and len(checked) > 1:
+        raise ValueError("%s: exists: false takes no other test" % path)
+    return checked
+
+
+def _expectations(value: Any) -> Dict[str, Any]:
+    if not isinstance(value, dict) or not value:
+        raise ValueError("expected a mapping of JSON paths to expected values")
+    checked: Dict[str, Any] = {}
+    for path, expected in value.items():
+        if not isinstance(path, str) or not all(path.split(".")):
+            raise ValueError("%r is not a JSON path such as checks.db.ok" % (path,))
+        try:
+            if isinstance(expected, dict):
+                checked[path] = _json_tests(path, expected)
+            else:
+                checked[path] = _json_value(expected)
+        except ValueError as exc:
+            message = str(exc)
+            shown = message if message.startswith(path) else "%s: %s" % (path, message)
+            raise ValueError(shown) from None
+    return checked
+
+
 def _size(value: Any) -> int:
     return parse_size(_numeric(value))
 
@@ -229,6 +359,13 @@ VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "statuses": _statuses,
     "headers": _headers,
     "url": _url,
+    "exits": _exits,
+    "environment": _environment,
+    "unit": _unit,
+    "mode": _mode,
+    "address": _address,
+    "days": _days,
+    "expectations": _expectations,
 }
 
 
@@ -314,6 +451,10 @@ def _parse_check(index: int, raw: Any, errors: List[str]) -> Optional[Check]:
             "%s: %s needs at least one of %s"
             % (label, type_name, ", ".join(check_type.requires_one_of))
         )
+    if check_type.rule is not None and len(errors) == before:
+        errors.extend(
+            "%s: %s %s" % (label, type_name, problem) for problem in check_type.rule(params)
+        )
     if len(errors) > before:
         return None
     return Check(
@@ -325,6 +466,16 @@ def _parse_check(index: int, raw: Any, errors: List[str]) -> Optional[Check]:
         retries=common["retries"],
         retry_delay=common["retry_delay"],
     )
+
+
+def spec_document(checks: Any, budget: Optional[float] = None) -> Any:
+    """The spec document of a list of checks and a budget, as parse_spec reads it (the
+    Ansible modules take them as two options).
+
+    >>> spec_document([]), spec_document([], 2.5)
+    ([], {'checks': [], 'budget': 2.5})
+    """
+    return checks if budget is None else {"checks": checks, "budget": budget}
 
 
 def check_size(document: Any) -> None:
@@ -359,14 +510,21 @@ def check_size(document: Any) -> None:
         pending.extend((child, depth + 1) for child in children)
 
 
-def parse_spec(document: Any) -> List[Check]:
-    """Validate a spec document (a mapping with ``checks``, or the bare list).
+def parse_spec(document: Any) -> Checks:
+    """Validate a spec document (a mapping with ``checks`` and an optional ``budget``, or the
+    bare list).
 
     Returns the checks in spec order, or raises SpecError listing every problem.
     """
     check_size(document)
     errors: List[str] = []
+    budget = None
     if isinstance(document, dict):
+        if document.get("budget") is not None:
+            try:
+                budget = _positive(document["budget"])
+            except ValueError as exc:
+                errors.append("spec: budget: %s" % exc)
         for key in document:
             if key not in TOP_LEVEL_KEYS:
                 errors.append(
@@ -383,7 +541,7 @@ def parse_spec(document: Any) -> List[Check]:
     if not raw_checks:
         raise SpecError([*errors, "spec: checks is empty; nothing would be checked"])
 
-    checks: List[Check] = []
+    checks = Checks(budget=budget)
     first_seen: Dict[str, int] = {}
     for index, raw in enumerate(raw_checks):
         check = _parse_check(index, raw, errors)

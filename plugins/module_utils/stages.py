@@ -46,6 +46,7 @@ STAGES_ARGUMENT_SPEC: Dict[str, Any] = {
     "checks": {"type": "list", "elements": "dict"},
     "checks_file": {"type": "path"},
     "host": {"type": "str"},
+    "budget": {"type": "float"},
     "holder": {"type": "str"},
     "to": {"type": "str"},
     "reason": {"type": "str", "default": protocol.BY_HAND},
@@ -88,6 +89,8 @@ def build_request(
         return {}, "the create stage needs an artifact (or an archive on the host)"
     if protocol.LOCK in stages and not params.get("holder"):
         return {}, "the lock stage needs a holder"
+    from .spec import spec_document
+
     steps = protocol.steps(
         stages,
         release=release,
@@ -96,7 +99,9 @@ def build_request(
         max_unpacked=params.get("max_unpacked", protocol.MAX_UNPACKED),
         restart_command=params.get("restart_command"),
         restart_timeout=params.get("restart_timeout", protocol.RESTART_TIMEOUT),
-        document=params.get("checks") or None,
+        document=spec_document(params["checks"], params.get("budget"))
+        if params.get("checks")
+        else None,
         holder=params.get("holder"),
         pid=pid,
         to=params.get("to"),

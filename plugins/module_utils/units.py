@@ -65,6 +65,15 @@ def format_size(num_bytes: float) -> str:
     return "%s %s" % (text, unit)
 
 
+def format_seconds(value: float) -> str:
+    """Seconds with at most two decimals, as a message shows them.
+
+    >>> format_seconds(0.5), format_seconds(1.234), format_seconds(3)
+    ('0.5', '1.23', '3')
+    """
+    return ("%.2f" % value).rstrip("0").rstrip(".")
+
+
 def format_percent(value: float) -> str:
     text = "%.1f" % value
     return (text[:-2] if text.endswith(".0") else text) + "%"

@@ -10,8 +10,9 @@ short_description: Run environment smoke checks on a host, all in one process
 version_added: 0.1.0
 description:
   - Runs a smokegate check spec (mounts, disk space, environment variables, binary versions,
-    DNS, TCP and HTTP reachability, Prometheus metrics) on the managed host, every check in
-    parallel and each bounded by its timeout, and returns one report.
+    DNS, TCP and HTTP reachability, commands, services, processes, ports, files and TLS
+    certificates) on the managed host, every check in parallel and each bounded by its
+    timeout, and returns one report.
   - Fails when a critical check does not pass, naming each failed check, unless O(fail_on=never).
   - The spec is validated on the controller before anything is sent; every error names the
     check and the field.
@@ -51,6 +52,12 @@ options:
       - Templated with the host's variables, so a check may use a template such as C({{ ansible_host }}).
       - Exactly one of O(checks) and O(checks_file) is required.
     type: str
+  budget:
+    description:
+      - Seconds the run should take at most; a slower run warns, naming its slowest checks
+        (RV(smoke.budget)), and never fails for that.
+      - The action plugin takes it from the spec file's top-level C(budget) with O(checks_file).
+    type: float
   host:
     description:
       - The host's name as the checks know it (C({host}) in O(checks[].prometheus.query)) and
@@ -68,8 +75,9 @@ options:
     description:
       - The checks to run. Each has a unique O(checks[].name), exactly one type key
         (O(checks[].mount), O(checks[].disk), O(checks[].env), O(checks[].binary),
-        O(checks[].dns), O(checks[].tcp), O(checks[].http) or O(checks[].prometheus)) and
-        optional common keys.
+        O(checks[].dns), O(checks[].tcp), O(checks[].http), O(checks[].command),
+        O(checks[].service), O(checks[].process), O(checks[].port), O(checks[].file) or
+        O(checks[].tls)) and optional common keys.
       - Exactly one of O(checks) and O(checks_file) is required.
     type: list
     elements: dict
@@ -289,6 +297,14 @@ options:
             - Verify the server certificate for https.
             type: bool
             default: true
+          json:
+            description:
+            - The body is JSON, and each path holds the expected value or passes its tests.
+            type: dict
+          max_latency:
+            description:
+            - Seconds from the request to the last byte of the body; slower fails, whatever the status.
+            type: float
       prometheus:
         description:
         - A C(prometheus) check. Every sample of a PromQL instant query (or the scalar it returns) is within
@@ -332,6 +348,229 @@ options:
             description:
             - Request headers; values are secrets and never shown.
             type: dict
+      command:
+        description:
+        - A C(command) check. A command (a smoke script, pytest -m smoke, manage.py check --deploy) exits as
+          expected, its output matching. Run without a shell, in its own process group, killed with the whole
+          group at its timeout; not run in check mode, since a command may change things.
+        type: dict
+        suboptions:
+          argv:
+            description:
+            - The program (on PATH, or a path) and its arguments, never run by a shell; they are shown in messages,
+              so pass secrets in env.
+            type: list
+            elements: str
+            required: true
+          exit:
+            description:
+            - Expected exit status, or a list of them.
+            type: raw
+            default:
+            - 0
+          stdout:
+            description:
+            - Regular expression its standard output must match.
+            type: str
+          stderr:
+            description:
+            - Regular expression its standard error must match.
+            type: str
+          cwd:
+            description:
+            - Directory to run it in.
+            type: str
+          env:
+            description:
+            - Variables added to its environment; the values are secrets, never shown.
+            type: dict
+          quiet:
+            description:
+            - Leave its output out of failure messages (the exit status is still shown).
+            type: bool
+            default: false
+      service:
+        description:
+        - A C(service) check. A systemd unit is active (or is not), enabled, has been up for a while and is
+          not restarting in a loop. Read with systemctl show; on a host without systemd it is an error.
+        type: dict
+        suboptions:
+          name:
+            description:
+            - The unit; .service is assumed without a suffix.
+            type: str
+            required: true
+          active:
+            description:
+            - Whether it must be active, or must not be.
+            type: bool
+            default: true
+          enabled:
+            description:
+            - Whether it must be enabled (started at boot), or must not be.
+            type: bool
+          min_uptime:
+            description:
+            - 'Seconds it must have been active: a unit in a restart loop that happens to be up fails.'
+            type: float
+          max_restarts:
+            description:
+            - Automatic restarts (systemd's NRestarts) it may have had at most.
+            type: int
+      process:
+        description:
+        - A C(process) check. Processes are running, found by their exact name or a regex over their command
+          line, and counted. Read from /proc (psutil when present); zombies do not count.
+        - Needs at least one of O(checks[].process.name), O(checks[].process.cmdline).
+        type: dict
+        suboptions:
+          name:
+            description:
+            - Exact process name, as pgrep and ps -o comm show it (the kernel keeps 15 characters of it; a longer
+              one is completed from the command line).
+            type: str
+          cmdline:
+            description:
+            - Regular expression over the command line (its arguments joined by spaces).
+            type: str
+          min:
+            description:
+            - At least this many must run.
+            type: int
+            default: 1
+          max:
+            description:
+            - At most this many may run.
+            type: int
+          user:
+            description:
+            - Only processes of this user count (a name, or an id as digits).
+            type: str
+      port:
+        description:
+        - 'A C(port) check. Something listens on a local port: read from the kernel''s socket tables (/proc/net),
+          so no connection is made.'
+        type: dict
+        suboptions:
+          port:
+            description:
+            - Port number.
+            type: int
+            required: true
+          protocol:
+            description:
+            - tcp (a listening socket) or udp (a bound, unconnected one).
+            type: str
+            default: tcp
+            choices:
+            - tcp
+            - udp
+          address:
+            description:
+            - 'Local address it must listen on; a listener on 0.0.0.0 or :: listens on every address. Default:
+              any.'
+            type: str
+      file:
+        description:
+        - A C(file) check. A file, directory or link is there (or is not), with its type, permissions, owner,
+          size, age, content and syntax. Nothing is written.
+        type: dict
+        suboptions:
+          path:
+            description:
+            - What to look at.
+            type: str
+            required: true
+          exists:
+            description:
+            - 'Whether something must be there; false: nothing, not even a dangling link.'
+            type: bool
+            default: true
+          type:
+            description:
+            - 'What it must be: symlink looks at the link itself, the others follow links.'
+            type: str
+            choices:
+            - file
+            - directory
+            - symlink
+          mode:
+            description:
+            - The exact permission bits, such as '0640'.
+            type: raw
+          max_mode:
+            description:
+            - 'The most it may allow, such as ''0644'': no bit beyond these.'
+            type: raw
+          owner:
+            description:
+            - 'The owning user: a name, or an id as digits.'
+            type: str
+          group:
+            description:
+            - 'The owning group: a name, or an id as digits.'
+            type: str
+          contains:
+            description:
+            - Regular expression its content must match (the first 8 MiB).
+            type: str
+          min_size:
+            description:
+            - The least size it may have (1 catches an emptied file).
+            type: raw
+          max_age:
+            description:
+            - Seconds since it was last modified, at most.
+            type: float
+          format:
+            description:
+            - It must parse as this format, or the message gives the line and the reason; yaml needs PyYAML
+              on the host, toml Python 3.11+.
+            type: str
+            choices:
+            - json
+            - yaml
+            - toml
+            - ini
+            - env
+      tls:
+        description:
+        - A C(tls) check. A TLS certificate, a server's or a PEM file's, is valid for long enough; a server's
+          is also trusted and issued for its name. The message gives its subject, issuer and the days it has
+          left.
+        - Needs at least one of O(checks[].tls.host), O(checks[].tls.file).
+        type: dict
+        suboptions:
+          host:
+            description:
+            - Server to connect to, with port.
+            type: str
+          port:
+            description:
+            - The server's port.
+            type: int
+          file:
+            description:
+            - A PEM certificate file to read instead of a server.
+            type: str
+          min_days:
+            description:
+            - Days it must still be valid.
+            type: float
+            default: 14
+          server_name:
+            description:
+            - 'Name sent as SNI and verified (default: host); with file, a name it must cover.'
+            type: str
+          ca_file:
+            description:
+            - PEM bundle of the CAs to trust instead of the system's.
+            type: str
+          verify:
+            description:
+            - Verify the server's chain and name.
+            type: bool
+            default: true
 # END generated check options
 notes:
   - The whole spec runs in one module execution per host, never one task per check.
@@ -405,11 +644,11 @@ smoke:
       type: float
       sample: 41.2
     summary:
-      description: Counts of checks by status.
+      description: Counts of checks by status, and of C(flaky) ones (passed only after a retry).
       type: dict
-      sample: {"total": 7, "passed": 5, "failed": 1, "errors": 1, "timeouts": 0, "skipped": 0}
+      sample: {"total": 7, "passed": 5, "failed": 1, "errors": 1, "timeouts": 0, "skipped": 0, "flaky": 0}
     results:
-      description: One entry per check, in spec order.
+      description: One entry per check, in spec order; one that passed only after a retry also has C(flaky=true).
       type: list
       elements: dict
       sample:
@@ -420,6 +659,13 @@ smoke:
           message: 1.2 GiB free on /srv, need 2 GiB
           duration_ms: 0.4
           attempts: 1
+    budget:
+      description:
+        - With O(budget), the budget in seconds, whether the run took longer (a warning, never
+          a failure) and its slowest checks.
+      returned: with O(budget)
+      type: dict
+      sample: {"seconds": 2.0, "exceeded": true, "slowest": [{"name": "app health", "duration_ms": 2400.5}]}
 failed_checks:
   description: Names of the critical checks that did not pass.
   returned: unless O(validate_only)
@@ -442,7 +688,11 @@ from ansible_collections.smokegate.core.plugins.module_utils.argspec import (
 )
 from ansible_collections.smokegate.core.plugins.module_utils.report import gate_result
 from ansible_collections.smokegate.core.plugins.module_utils.runner import run_checks
-from ansible_collections.smokegate.core.plugins.module_utils.spec import SpecError, parse_spec
+from ansible_collections.smokegate.core.plugins.module_utils.spec import (
+    SpecError,
+    parse_spec,
+    spec_document,
+)
 
 
 def main() -> None:
@@ -459,7 +709,7 @@ def main() -> None:
             msg="checks_file is read on the controller by the action plugin; pass checks to the module"
         )
     try:
-        checks = parse_spec(module.params["checks"])
+        checks = parse_spec(spec_document(module.params["checks"], module.params["budget"]))
     except SpecError as exc:
         module.fail_json(msg="invalid smoke spec:\n" + "\n".join(exc.errors), errors=exc.errors)
     report = run_checks(checks, host=module.params["host"], check_mode=module.check_mode)

@@ -103,6 +103,11 @@ options:
         and as the smoke report names it.
       - The action plugin sets it to the host's C(inventory_hostname) unless it is given.
     type: str
+  budget:
+    description:
+      - With V(smoke), seconds the checks should take at most; a slower run warns and never
+        fails for that. The action takes it from the top-level C(budget) of O(checks_file).
+    type: float
   holder:
     description: With V(lock) and V(unlock), who holds the lock (a run of its own).
     type: str

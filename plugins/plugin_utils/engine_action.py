@@ -19,10 +19,12 @@ from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.smokegate.core.plugins.module_utils.spec import (
+    TOP_LEVEL_KEYS,
     Check,
     SpecError,
     check_size,
     parse_spec,
+    spec_document,
 )
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
     BOOTSTRAP,
@@ -52,7 +54,8 @@ class EngineAction(ActionBase):
     MODULE = ""  # the module that does the same work when the engine is not shipped
 
     # --- the spec ------------------------------------------------------------------------
-    def _load_checks_file(self, name: str) -> object:
+    def _load_checks_file(self, name: str) -> Tuple[object, object]:
+        """The checks of a spec file, templated, and its budget (None without one)."""
         path = self._find_needle("files", name)
         try:
             try:  # ansible-core 2.19+ templates only trusted data; the spec file is ours to trust
@@ -65,10 +68,11 @@ class EngineAction(ActionBase):
             raise AnsibleError("not valid YAML or JSON: %s" % yaml_problem(cause)) from None
         check_size(document)  # before templating walks it: YAML aliases may expand beyond memory
         checks = document.get("checks") if isinstance(document, dict) else document
-        if isinstance(document, dict) and set(document) - {"checks"}:
-            checks = document  # let the validator name the unknown keys
+        budget = document.get("budget") if isinstance(document, dict) else None
+        if isinstance(document, dict) and set(document) - set(TOP_LEVEL_KEYS):
+            checks, budget = document, None  # let the validator name the unknown keys
         try:
-            return self._templar.template(checks)
+            return self._templar.template(checks), self._templar.template(budget)
         except AnsibleError as exc:
             # Before 2.19 a template's error quotes the template, which may hold a secret.
             message = str(exc)
@@ -90,8 +94,10 @@ class EngineAction(ActionBase):
             return [], None
         try:
             if checks_file is not None:
-                args["checks"] = self._load_checks_file(checks_file)
-            checks: list[Check] = parse_spec(args["checks"])
+                args["checks"], budget = self._load_checks_file(checks_file)
+                if budget is not None:
+                    args["budget"] = budget
+            checks: list[Check] = parse_spec(spec_document(args["checks"], args.get("budget")))
         except AnsibleError as exc:
             return None, {
                 "failed": True,

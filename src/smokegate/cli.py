@@ -43,6 +43,21 @@ with --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (nothing ran)
 """
 
 
+ADD_TYPES = ("binary", "mount", "disk", "service", "port", "process", "file", "tls", "http")
+ADD_EXAMPLES = """\
+examples:
+  smokegate add binary ffmpeg           version: '>=<the version found>'
+  smokegate add mount /srv              fstype and options as mounted
+  smokegate add disk /srv               min_free: half of today's free space
+  smokegate add service nginx           active and enabled as they are
+  smokegate add port 5432               (or 53/udp) something listens on it
+  smokegate add process gunicorn        running (as its user, when there is one)
+  smokegate add file /etc/app.json      exists, its type, and format if it parses
+  smokegate add tls example.internal:443
+  smokegate add http http://127.0.0.1:8000/healthz   status, max_latency 3x today's
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smokegate",
@@ -84,6 +99,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="bound the whole run (default: the slowest check's worst case)",
     )
+    add = commands.add_parser(
+        "add",
+        help="add a check for what is true on this host now",
+        description="Read TARGET on this host, write a check that passes for it now, run it"
+        " once, and append it to the spec file (created if missing) without rewriting the"
+        " rest of the file.",
+        epilog=ADD_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add.add_argument("type", choices=ADD_TYPES, metavar="TYPE", help=", ".join(ADD_TYPES))
+    add.add_argument("target", metavar="TARGET", help="what to check (see the examples)")
+    add.add_argument("-f", "--file", default="smoke.yml", help="spec file (default: smoke.yml)")
+    add.add_argument("--name", help="the check's name (default: TYPE TARGET)")
     serve = commands.add_parser(
         "serve",
         help="serve the spec's health over HTTP (/healthz, /metrics)",
@@ -161,6 +189,25 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if protocol.host_ok(result) else EXIT_FAILED
 
 
+def _add(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from smokegate.add import AddError, add, added_text
+    from smokegate.engine import spec
+    from smokegate.specfile import SpecFileError
+
+    try:
+        check, notes = add(args.type, args.target, Path(args.file), args.name)
+    except (AddError, SpecFileError) as exc:
+        return _refuse(args, "nothing added to %s: %s" % (args.file, exc))
+    except spec.SpecError as exc:
+        return _refuse(args, "nothing added to %s:" % args.file, exc.errors)
+    print("added to %s:\n%s" % (args.file, added_text(check)), end="")
+    for note in notes:
+        print("smokegate: note: %s" % note, file=sys.stderr)
+    return EXIT_OK
+
+
 def _serve(args: argparse.Namespace) -> int:
     from smokegate.serve import ServeError, serve
 
@@ -193,5 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "add":
+        return _add(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE

@@ -2,7 +2,8 @@
 
 - ``GET /healthz``: 200 when every critical check passes, 503 otherwise; the human report, or
   the JSON report with ``Accept: application/json``.
-- ``GET /metrics``: the Prometheus text format (report.render_prometheus).
+- ``GET /metrics``: the Prometheus text format (report.render_prometheus), with each
+  check's count of flaky runs since the server started (smokegate_check_flaky_total).
 
 A run's results are reused for ``cache`` seconds, counted from when the run finished, and
 requests that arrive while a run is under way wait for that run instead of starting their
@@ -72,6 +73,8 @@ class SharedRun:
         self._finished_at = 0.0  # time.monotonic() of the same moment
         self._running = False
         self._condition = threading.Condition()
+        # Per check, the runs since the server started that passed only after a retry.
+        self.flaky_totals = {check.name: 0 for check in checks}
 
     def get(self, arrived: float) -> tuple[dict[str, Any], float]:
         """The current report and when it finished, running the checks if it is stale.
@@ -97,6 +100,8 @@ class SharedRun:
                 self._condition.notify_all()  # a waiting request runs them instead
             raise
         with self._condition:
+            for flaky in report.flaky_checks(result):
+                self.flaky_totals[flaky["name"]] += 1
             self._report, self._finished = result, time.time()
             self._finished_at = time.monotonic()
             self._running = False
@@ -194,7 +199,9 @@ class HealthHandler(BaseHTTPRequestHandler):
             return
         result, finished = self.server.shared.get(self.request.arrived)
         if path == "/metrics":
-            body = report.render_prometheus([result], timestamp=finished) + "\n"
+            totals = dict(self.server.shared.flaky_totals)
+            body = report.render_prometheus([result], timestamp=finished, flaky_totals=totals)
+            body += "\n"
             self._send(200, PROMETHEUS_TYPE, body, with_body=with_body)
             return
         status = 200 if protocol.host_ok(result) else 503

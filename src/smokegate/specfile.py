@@ -29,6 +29,11 @@ def read_document(path: str) -> Any:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise SpecFileError("%s is not UTF-8 text (line %d)" % (path, line)) from None
+    return parse_document(path, text)
+
+
+def parse_document(path: str, text: str) -> Any:
+    """The document of a spec file's text: JSON when ``path`` ends in .json, else YAML."""
     try:
         if path.endswith(".json"):
             return _parse_json(path, text)
