@@ -355,7 +355,8 @@ class HealthHandler(BaseHTTPRequestHandler):
             body = json.dumps(result, indent=2) + "\n"
             self._send(status, "application/json", body, with_body=with_body)
         elif path == "/" or "text/html" in accept:
-            history = self.server.shared.history()
+            # Not a run newer than the one shown: the strip starts with the page's own run.
+            history = [run for run in self.server.shared.history() if run.finished <= finished]
             body = status_page(result, finished, history, self.server.root)
             self._send(status, HTML_TYPE, body, HTML_HEADERS, with_body=with_body)
         else:
