@@ -224,27 +224,32 @@ def listening_port() -> Iterator[int]:
 SYSTEM_PACKAGES = REPO / "scripts" / "system-packages"
 
 
-@pytest.fixture(scope="session")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real Prometheus server on a loopback port, scraping every second an exporter whose
-    gauges the tests set (tests/prometheus_server.py), up for the whole session.
-
-    Installed by scripts/system-packages (as root: here too, when it is missing).
-    """
-    from prometheus_server import Exporter, Prometheus
-
-    if shutil.which("prometheus") is None and os.geteuid() == 0:
+def system_binary(name: str) -> str:
+    """The path of ``name``, a program of the Debian package of that name that
+    scripts/system-packages installs (as root: here too, when it is missing); the test
+    skips, saying so, when it is missing and this is not root."""
+    if shutil.which(name) is None and os.geteuid() == 0:
         installed = subprocess.run(
             [str(SYSTEM_PACKAGES)], capture_output=True, text=True, check=False
         )
         if installed.returncode != 0:
             pytest.fail("scripts/system-packages failed: %s" % installed.stderr[-2000:])
-    binary = shutil.which("prometheus")
+    binary = shutil.which(name)
     if binary is None:
         pytest.skip(
-            "prometheus is not installed (Debian package prometheus), and only root can"
-            " install it: run scripts/system-packages as root"
+            "%s is not installed (Debian package %s), and only root can install it:"
+            " run scripts/system-packages as root" % (name, name)
         )
+    return binary
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Prometheus server on a loopback port, scraping every second an exporter whose
+    gauges the tests set (tests/prometheus_server.py), up for the whole session."""
+    from prometheus_server import Exporter, Prometheus
+
+    binary = system_binary("prometheus")
     exporter = Exporter()
     server = Prometheus(binary, tmp_path_factory.mktemp("prometheus"), exporter)
     try:

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 from conftest import (
@@ -26,9 +27,13 @@ from conftest import (
     run_cli,
     secret_checks,
     smokegate_executable,
+    system_binary,
     trickling_upstream,
 )
-from formats import parse_prometheus
+from formats import parse_html, parse_prometheus, read_png
+
+from ansible_collections.smokegate.core.plugins.module_utils.protocol import DEPLOY_FAILED
+from ansible_collections.smokegate.core.plugins.module_utils.releases import DeployRoot
 
 
 class Server:
@@ -221,11 +226,14 @@ def test_token_is_required_when_configured_and_never_logged(tmp_path: Path, writ
     token_file.chmod(0o600)
     spec = write_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}])
     with serving(tmp_path, spec, "--token-file", str(token_file)) as server:
-        for path in ("/healthz", "/metrics"):
+        for path in ("/", "/healthz", "/metrics"):
             assert server.get(path)[0] == 401
             assert server.get(path, Authorization="Bearer wrong")[0] == 401
             assert server.get(path, Authorization=token)[0] == 401
             assert server.get(path, Authorization="Bearer " + token)[0] == 200
+        head = b"HEAD / HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n" % token.encode()
+        assert server.exchange(b"HEAD / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 401 ")
+        assert server.exchange(head).startswith(b"HTTP/1.0 200 ")
         log = server.log.read_text()
     assert token not in log
     assert '"GET /healthz" 401' in log and '"GET /healthz" 200' in log
@@ -257,9 +265,13 @@ def test_secrets_are_in_no_answer_and_no_log(
             server.get("/healthz"),
             server.get("/healthz", Accept="application/json"),
             server.get("/metrics"),
+            server.get("/"),
         ]
         log = server.log.read_text()
-    assert answers[0][0] == 503
+    assert answers[0][0] == 503 and answers[3][:2] == (503, "text/html; charset=utf-8")
+    answers.append(
+        (200, "", "".join(element.text for element in parse_html(answers[3][2]).elements))
+    )
     report = json.loads(answers[1][2])
     assert {result["name"]: result["status"] for result in report["results"]} == SECRET_STATUSES
     for _status, _content_type, body in answers:
@@ -278,6 +290,9 @@ def test_refuses_to_start_on_a_bad_spec_or_a_taken_port(tmp_path: Path, write_sp
         taken = run_cli("serve", "-f", str(good), "--port", port)
         assert taken.returncode == 2
         assert "cannot listen on 127.0.0.1:%s" % port in taken.stderr
+    completed = run_cli("serve", "-f", str(good), "--port", "0", "--root", str(tmp_path / "no"))
+    assert completed.returncode == 2
+    assert "--root %s is not a directory" % (tmp_path / "no") in completed.stderr
     empty = tmp_path / "empty-token"
     empty.write_text("\n")
     completed = run_cli("serve", "-f", str(good), "--port", "0", "--token-file", str(empty))
@@ -445,3 +460,293 @@ def test_a_check_on_a_trickling_upstream_ends_at_its_deadline_and_piles_up_nothi
     assert {report["message"] for report in reports} == {"no result within 0.3 s"}
     assert all(report["duration_ms"] < 1000 for report in reports), reports
     assert threads <= 8, threads
+
+
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_REASON = "<img src=x onerror=alert(2)>"
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+# Elements and attributes through which a page would load or run something.
+LOADING_TAGS = {"script", "img", "link", "iframe", "object", "embed", "base", "form", "svg"}
+LOADING_ATTRIBUTES = {"src", "href", "srcset", "style", "action", "formaction", "background"}
+
+
+def page_spec(write_spec, closed_port: int) -> Path:
+    """A passing check, a failing one named like markup, a failing warning."""
+    closed = {"host": "127.0.0.1", "port": closed_port}
+    return write_spec(
+        [
+            {"name": "root", "disk": {"path": "/", "min_free": 1}},
+            {"name": HOSTILE_NAME, "tcp": closed},
+            {"name": "db \"port\" & 'replica'", "tcp": closed, "severity": "warning"},
+        ]
+    )
+
+
+PAGE_NAMES = ["root", HOSTILE_NAME, "db \"port\" & 'replica'"]
+
+
+def deploy_root(tmp_path: Path) -> Path:
+    """A tree taken over from Capistrano (two releases, an absolute current link), then two
+    deploys by smokegate: v1 passed, v2 failed and was rolled back to v1."""
+    root = tmp_path / "app"
+    for name in ("cap-1", "cap-2"):
+        (root / "releases" / name).mkdir(parents=True)
+    (root / "current").symlink_to(root / "releases" / "cap-2")
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "app.txt").write_text("app\n")
+    releases = DeployRoot(str(root))
+    releases.create("v1", src=str(build))
+    releases.activate("v1")
+    releases.mark_good("v1")
+    releases.create("v2", src=str(build))
+    releases.activate("v2")
+    releases.rollback(release="v2", reason=DEPLOY_FAILED)
+    return root
+
+
+def listed(document: Any, kind: str) -> list[tuple[str, str, str, list[str], str, str]]:
+    """(tone, badge, name, markers, aside, message) of every check or release on the page."""
+    return [
+        (
+            item.classes[2],
+            item.find("span", "badge")[0].text,
+            item.find("span", "name")[0].text,
+            [marker.text for marker in item.find("span", "marker")],
+            item.find("span", "aside")[0].text,
+            "".join(message.text for message in item.find("p", "message")),
+        )
+        for item in document.find("li", kind)
+    ]
+
+
+def shown_checks(document: Any) -> list[tuple[str, str, str]]:
+    """(tone, label, name) of every check on the page, in order."""
+    return [entry[:3] for entry in listed(document, "check")]
+
+
+def shown_releases(document: Any) -> list[tuple[str, str, str, list[str], str]]:
+    """(tone, state, id, markers, reason) of every release on the page, in order; the time
+    must be one."""
+    for entry in listed(document, "release"):
+        if entry[1] != "unrecorded":
+            assert time.strptime(entry[4], "%Y-%m-%d %H:%M:%S UTC"), entry
+    return [(*entry[:4], entry[5]) for entry in listed(document, "release")]
+
+
+RELEASES = [
+    ("fail", "failed", "v2", [], DEPLOY_FAILED),
+    ("pass", "good", "v1", ["current"], ""),
+    ("pass", "adopted", "cap-2", ["rollback target"], ""),
+    ("skip", "unrecorded", "cap-1", [], ""),
+]
+
+
+def test_the_status_page_is_one_escaped_document_that_loads_nothing(
+    tmp_path: Path, write_spec, closed_port: int
+):
+    spec = page_spec(write_spec, closed_port)
+    with serving(tmp_path, spec) as server:
+        status, content_type, body = server.get("/")
+        for_browser = server.get("/healthz", Accept=BROWSER_ACCEPT)
+        for_program = server.get("/healthz", Accept="application/json")
+        head = server.exchange(b"HEAD / HTTP/1.0\r\n\r\n")
+        get = server.exchange(b"GET / HTTP/1.0\r\n\r\n")
+        missing = server.get("/status")
+    assert (status, content_type) == (503, "text/html; charset=utf-8")
+    assert for_browser[:2] == (503, "text/html; charset=utf-8")
+    assert for_program[:2] == (503, "application/json")
+    assert missing[0] == 404 and "try /, /healthz, /metrics" in missing[2]
+
+    document = parse_html(body)
+    assert document.doctype.lower() == "doctype html"
+    assert not {element.tag for element in document.elements} & LOADING_TAGS
+    for element in document.elements:
+        assert not set(element.attrs) & LOADING_ATTRIBUTES, element
+        assert not any(name.startswith("on") for name in element.attrs), element
+    assert "url(" not in body and "@import" not in body and "@font-face" not in body
+    (viewport,) = [meta for meta in document.find("meta") if meta.attrs.get("name") == "viewport"]
+    assert viewport.attrs["content"] == "width=device-width, initial-scale=1"
+
+    assert [heading.text for heading in document.find("h1")] == [socket.gethostname()]
+    (verdict,) = document.find("p", "verdict")
+    assert verdict.text.startswith("FAILED, 1 of 3 checks passed in ")
+    assert shown_checks(document) == [
+        ("pass", "PASS", "root"),
+        ("fail", "FAIL", HOSTILE_NAME),
+        ("warn", "WARN", PAGE_NAMES[2]),
+    ]
+    assert "gate stopped by: " + HOSTILE_NAME in [note.text for note in document.find("p", "note")]
+    assert HOSTILE_NAME not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert (
+        "connection to 127.0.0.1:%d refused" % closed_port in document.find("p", "message")[1].text
+    )
+    assert [name.text for name in parse_html(for_browser[2]).find("span", "name")] == PAGE_NAMES
+
+    headers, _blank, rest = head.partition(b"\r\n\r\n")
+    assert headers.startswith(b"HTTP/1.0 503 ") and rest == b""
+    assert b"\r\nContent-Type: text/html; charset=utf-8\r\n" in headers
+    assert b"\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'" in headers
+    # Within the cache, HEAD and GET describe the same page.
+    length = int(headers.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    assert length == len(get.partition(b"\r\n\r\n")[2]) > 0
+
+
+def test_the_status_page_shows_the_last_20_runs_newest_first(tmp_path: Path, write_spec):
+    env_file = tmp_path / "app.env"
+    env_file.write_text("MODE=live\n")
+    spec = write_spec(
+        [
+            {"name": "root", "disk": {"path": "/", "min_free": 1}},
+            {"name": "mode", "env": {"name": "MODE", "file": str(env_file), "pattern": "^live$"}},
+        ]
+    )
+    with serving(tmp_path, spec, "--cache", "0") as server:
+        for _run in range(22):
+            assert server.get("/healthz")[0] == 200
+        env_file.write_text("MODE=maintenance\n")
+        assert server.get("/healthz")[0] == 503
+        assert server.get("/healthz")[0] == 503
+        status, _content_type, body = server.get("/")  # the 25th run
+    assert status == 503
+    document = parse_html(body)
+    runs = document.find("ol", "strip")[0].find("li")
+    assert len(runs) == 20
+    assert [item.classes for item in runs] == [["fail"]] * 3 + [["pass"]] * 17
+    assert [item.text.split(" ", 1)[1] for item in runs] == ["FAILED 1/2"] * 3 + ["OK 2/2"] * 17
+    moments = [moment.attrs["datetime"] for moment in document.find("time")]
+    assert len(moments) == 20 and moments == sorted(moments, reverse=True)
+    assert (
+        abs(
+            time.mktime(time.strptime(moments[0], "%Y-%m-%dT%H:%M:%SZ"))
+            - time.mktime(time.gmtime())
+        )
+        < 60
+    )
+
+
+def test_the_status_page_shows_the_release_history_from_the_ledger(tmp_path: Path, write_spec):
+    root = deploy_root(tmp_path)
+    ledger_path = root / ".smokegate" / "ledger.json"
+    ledger = json.loads(ledger_path.read_text())
+    ledger["releases"]["v2"]["reason"] += " " + HOSTILE_REASON  # the ledger is input too
+    ledger_path.write_text(json.dumps(ledger))
+    spec = write_spec([{"name": "root", "disk": {"path": "/", "min_free": 1}}])
+    with serving(tmp_path, spec, "--root", str(root)) as server:
+        status, _content_type, body = server.get("/")
+        ledger_path.write_text("{")
+        broken = server.get("/")
+    assert status == 200
+    document = parse_html(body)
+    shown = shown_releases(document)
+    assert shown[1:] == RELEASES[1:]
+    assert shown[0] == (*RELEASES[0][:4], DEPLOY_FAILED + " " + HOSTILE_REASON)
+    assert HOSTILE_REASON not in body
+    assert "current: v1; rollback target: cap-2" in [line.text for line in document.find("p")]
+    assert "Releases in %s" % root in [heading.text for heading in document.find("h2")]
+
+    assert broken[0] == 200  # the gate is the checks' business, not the ledger's
+    notes = [note.text for note in parse_html(broken[2]).find("p", "note")]
+    assert "cannot read the releases: ledger %s is not valid JSON" % ledger_path in " ".join(notes)
+
+
+def test_the_status_page_marks_flaky_and_preexisting_checks():
+    from smokegate.engine import report
+
+    def result(name: str, status: str, **marks: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": "tcp",
+            "severity": "critical",
+            "status": status,
+            "message": "observed",
+            "duration_ms": 1.0,
+            "attempts": 1,
+            **marks,
+        }
+
+    host = {
+        "host": "web1",
+        "ok": True,
+        "duration_ms": 3.0,
+        "summary": {"total": 3, "passed": 2, "failed": 1, "errors": 0, "timeouts": 0, "skipped": 0},
+        "results": [
+            result("api", "pass", flaky=True, attempts=2),
+            result("payments", "fail", preexisting=True),
+            result("disk", "pass"),
+        ],
+    }
+    document = parse_html(report.html_page("web1", [report.html_report(host)]))
+    assert shown_checks(document) == [
+        ("pass", "PASS", "api"),
+        ("warn", "PREEXISTING", "payments"),
+        ("pass", "PASS", "disk"),
+    ]
+    assert [entry[3] for entry in listed(document, "check")] == [["flaky"], ["preexisting"], []]
+    assert document.find("p", "verdict")[0].classes == ["verdict", "pass"]  # one pass rule
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these it keeps trying to reach the vendor's services.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+PASS_GREEN, FAIL_RED = (0x1A, 0x7F, 0x37), (0xCF, 0x22, 0x2E)  # the page's pass and fail tones
+
+
+def chromium(binary: str, tmp_path: Path, url: str, *options: str) -> str:
+    profile = tmp_path / ("chromium-%d" % len(list(tmp_path.glob("chromium-*"))))
+    completed = subprocess.run(
+        [binary, *CHROMIUM_FLAGS, "--user-data-dir=%s" % profile, *options, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def test_chromium_renders_the_status_page_on_a_phone(tmp_path: Path, write_spec, closed_port: int):
+    binary = system_binary("chromium")
+    root = deploy_root(tmp_path)
+    spec = page_spec(write_spec, closed_port)
+    screenshot = tmp_path / "status-page.png"
+    with serving(tmp_path, spec, "--cache", "0", "--root", str(root)) as server:
+        for _run in range(2):
+            server.get("/healthz")
+        dom = chromium(binary, tmp_path, server.url + "/", "--dump-dom")
+        chromium(
+            binary,
+            tmp_path,
+            server.url + "/",
+            "--screenshot=%s" % screenshot,
+            "--window-size=412,915",
+        )
+        log = server.log.read_text()
+    assert log.count('"GET /" 503') == 2, log
+
+    document = parse_html(dom)
+    assert [heading.text for heading in document.find("h1")] == [socket.gethostname()]
+    assert shown_checks(document) == [
+        ("pass", "PASS", "root"),
+        ("fail", "FAIL", HOSTILE_NAME),
+        ("warn", "WARN", PAGE_NAMES[2]),
+    ]
+    assert "script" not in {element.tag for element in document.elements}
+    runs = [item.text.split(" ", 1)[1] for item in document.find("ol", "strip")[0].find("li")]
+    assert runs == ["FAILED 1/3"] * 3
+    assert shown_releases(document) == RELEASES
+
+    image = read_png(screenshot.read_bytes())
+    assert (image.width, image.height) == (412, 915)
+    # The failed verdict and the failing check in red, the passing check in green.
+    assert image.colours[FAIL_RED] > 5000, image.colours.most_common(10)
+    assert image.colours[PASS_GREEN] > 500, image.colours.most_common(10)
+    assert len(image.colours) > 50  # text, not flat boxes

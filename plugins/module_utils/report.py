@@ -6,6 +6,7 @@ Each renderer takes a list of host reports (runner.run_checks results) and retur
 ``human``, ``json``, ``junit``, ``tap`` (TAP 13), ``nagios`` (a plugin's status line,
 perfdata and long output; ``nagios_status`` is its exit code) and ``prometheus`` (the text
 exposition format, for a node exporter's textfile collector or ``smokegate serve``).
+``html_report`` and ``html_page`` build ``smokegate serve``'s status page.
 
 >>> report = {"host": "web1", "ok": True, "duration_ms": 1.0,
 ...           "summary": {"total": 1, "passed": 1, "failed": 0, "errors": 0,
@@ -543,6 +544,138 @@ def render_prometheus(
         lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s counter" % name]
         lines += [name + sample for sample in counted]
     return "\n".join(lines)
+
+
+# --- HTML: the status page of ``smokegate serve`` ------------------------------------------
+# One stylesheet, inline: the page loads nothing else (no fonts, images or scripts), and a
+# narrow screen gets the same page with its rows wrapped.
+_HTML_STYLE = """
+:root{color-scheme:light;font:16px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+color:#1f2328;background:#f6f8fa}
+body{margin:0 auto;max-width:60rem;padding:.75rem}
+h1{font-size:1.4rem;margin:.25rem 0 .5rem}
+h2{font-size:1.05rem;margin:1.5rem 0 .5rem}
+h1,h2,.name,.message,.note{overflow-wrap:anywhere;unicode-bidi:isolate}
+ol{list-style:none;margin:0;padding:0}
+.pass{--tone:#1a7f37}.fail{--tone:#cf222e}.warn{--tone:#9a6700}.skip{--tone:#6e7781}
+.verdict{background:var(--tone);color:#fff;font-weight:600;padding:.75rem 1rem;
+border-radius:.5rem;margin:.5rem 0}
+.item{background:#fff;border:1px solid #d0d7de;border-left:.5rem solid var(--tone);
+border-radius:.375rem;padding:.5rem .75rem;margin:.375rem 0}
+.row{display:flex;flex-wrap:wrap;gap:.25rem .5rem;align-items:baseline}
+.badge{background:var(--tone);color:#fff;font-size:.75rem;font-weight:700;
+padding:.1rem .4rem;border-radius:.25rem}
+.name{font-weight:600}
+.marker{border:1px solid currentColor;color:#8250df;font-size:.75rem;padding:0 .3rem;
+border-radius:.25rem}
+.aside,.note{color:#57606a;font-size:.875rem}
+.aside{margin-left:auto}
+.message{margin:.25rem 0 0;white-space:pre-wrap}
+.strip{display:flex;flex-wrap:wrap;gap:.25rem}
+.strip li{background:var(--tone);color:#fff;font-size:.8rem;padding:.2rem .4rem;
+border-radius:.25rem}
+"""
+# What each label looks like: red for what stops the gate, amber for what is reported
+# without judging the release, grey for what did not run.
+_TONES = {
+    "PASS": "pass",
+    "FAIL": "fail",
+    "ERROR": "fail",
+    "TIMEOUT": "fail",
+    "WARN": "warn",
+    "PREEXISTING": "warn",
+    "SKIP": "skip",
+}
+
+
+def html_text(value: Any) -> str:
+    r"""``value`` as HTML text: markup escaped, characters HTML cannot carry shown as escapes.
+
+    >>> html_text('<script>alert("1")</script>\x1b[31m')
+    '&lt;script&gt;alert(&quot;1&quot;)&lt;/script&gt;\\x1b[31m'
+    """
+    import html
+
+    return html.escape(_xml_text(str(value)))
+
+
+def html_tone(result: Dict[str, Any]) -> str:
+    """The CSS class a check result is shown in: pass, fail, warn or skip."""
+    return _TONES[label(result)]
+
+
+def html_item(
+    kind: str, tone: str, badge: str, name: str, markers: List[str], aside: str, message: str
+) -> str:
+    """One entry of a list on the page (a check, a release), from plain text: a badge in
+    ``tone``, the name, its markers, ``aside`` on the right, the message below if any."""
+    return (
+        '<li class="item %s %s"><div class="row"><span class="badge">%s</span>'
+        '<span class="name">%s</span>%s<span class="aside">%s</span></div>%s</li>'
+        % (
+            kind,
+            tone,
+            html_text(badge),
+            html_text(name),
+            "".join('<span class="marker">%s</span>' % html_text(marker) for marker in markers),
+            html_text(aside),
+            '<p class="message">%s</p>' % html_text(message) if message else "",
+        )
+    )
+
+
+def _html_check(result: Dict[str, Any]) -> str:
+    markers = [marker for marker in ("flaky", "preexisting") if result.get(marker)]
+    return html_item(
+        "check",
+        html_tone(result),
+        label(result),
+        result["name"],
+        markers,
+        _duration(result["duration_ms"]),
+        result["message"],
+    )
+
+
+def html_report(report: Report) -> str:
+    """One host's report as an HTML section: the host, its verdict, every check.
+
+    >>> html_report({"host": "web1", "error": "python3 not found"})
+    '<section><h1>web1</h1><p class="verdict fail">NOT RUN, python3 not found</p></section>'
+    """
+    parts = ["<section><h1>%s</h1>" % html_text(report["host"])]
+    if report.get("error"):
+        parts.append('<p class="verdict fail">NOT RUN, %s</p>' % html_text(report["error"]))
+        return "".join(parts) + "</section>"
+    summary, results = report["summary"], report["results"]
+    parts.append(
+        '<p class="verdict %s">%s, %d of %d checks passed in %s</p>'
+        % (
+            "pass" if host_ok(report) else "fail",
+            "OK" if host_ok(report) else "FAILED",
+            summary["passed"],
+            summary["total"],
+            _duration(report["duration_ms"]),
+        )
+    )
+    if not host_ok(report):
+        parts.append(
+            '<p class="note">gate stopped by: %s</p>' % html_text(", ".join(failed_checks(report)))
+        )
+    parts.append('<ol class="checks">%s</ol>' % "".join(_html_check(item) for item in results))
+    return "".join(parts) + "</section>"
+
+
+def html_page(title: str, sections: List[str], refresh: Optional[int] = None) -> str:
+    """A whole HTML document around ``sections`` (HTML already), loading nothing else;
+    ``refresh`` reloads it every so many seconds."""
+    reload = '<meta http-equiv="refresh" content="%d">\n' % refresh if refresh else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "%s<title>%s</title>\n<style>%s</style>\n</head>\n<body>\n%s\n</body>\n</html>\n"
+        % (reload, html_text(title), _HTML_STYLE, "\n".join(sections))
+    )
 
 
 RENDERERS: Dict[str, Callable[..., str]] = {

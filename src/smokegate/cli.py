@@ -114,10 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="the check's name (default: TYPE TARGET)")
     serve = commands.add_parser(
         "serve",
-        help="serve the spec's health over HTTP (/healthz, /metrics)",
+        help="serve the spec's health over HTTP (/, /healthz, /metrics)",
         description="Run the spec on request and answer GET /healthz (200 when every "
-        "critical check passes, 503 otherwise) and GET /metrics (Prometheus text format). "
-        "Results are cached; concurrent requests share one run.",
+        "critical check passes, 503 otherwise), GET /metrics (Prometheus text format) and "
+        "GET / (a status page for people, HTML). Results are cached; concurrent requests "
+        "share one run.",
     )
     serve.add_argument("-f", "--file", default="smoke.yml", help="spec file (default: smoke.yml)")
     serve.add_argument(
@@ -135,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
         "--token-file",
         metavar="FILE",
         help="require 'Authorization: Bearer <token>', the token being this file's content",
+    )
+    serve.add_argument(
+        "--root",
+        metavar="DIR",
+        help="deploy root whose release history the status page shows",
     )
     return parser
 
@@ -215,7 +221,7 @@ def _serve(args: argparse.Namespace) -> int:
     if isinstance(checks, int):
         return checks
     try:
-        return serve(checks, args.host, args.port, args.cache, args.token_file)
+        return serve(checks, args.host, args.port, args.cache, args.token_file, args.root)
     except ServeError as exc:
         return _refuse(args, str(exc))
 

@@ -4,6 +4,9 @@
   the JSON report with ``Accept: application/json``.
 - ``GET /metrics``: the Prometheus text format (report.render_prometheus), with each
   check's count of flaky runs since the server started (smokegate_check_flaky_total).
+- ``GET /``, and ``/healthz`` asked for ``text/html``: the status page, one HTML document
+  that loads nothing else: the checks of the last run, the last HISTORY runs, and with a
+  deploy root the releases its ledger records. Its status is /healthz's.
 
 A run's results are reused for ``cache`` seconds, counted from when the run finished, and
 requests that arrive while a run is under way wait for that run instead of starting their
@@ -37,13 +40,23 @@ import stat
 import sys
 import threading
 import time
+from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 
-from smokegate.engine import protocol, report, runner, spec
+from smokegate.engine import protocol, releases, report, runner, spec
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+LEDGER_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")  # releases.utc_now()
+# The page runs nothing and loads nothing: even markup that got past the escaping could not.
+HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+PATHS = ("/", "/healthz", "/metrics")
 
 READ_TIMEOUT = 10.0  # seconds for a whole request head, from the connection's arrival
 WRITE_TIMEOUT = 10.0  # seconds for a whole answer
@@ -52,6 +65,8 @@ WORKERS = 4
 MAX_CONNECTIONS = 512
 BACKLOG = 128
 LOGGED_FIELD = 200  # characters of a method or path written to the log
+HISTORY = 20  # runs the status page shows
+PAGE_REFRESH = 10  # seconds between the status page's reloads
 
 # Visible ASCII only: a control byte, a space or a non-ASCII byte in a path is malformed.
 REQUEST_LINE = re.compile(rb"[A-Z]{1,20} [\x21-\x7e]+ HTTP/1\.[01]\r?\n")
@@ -62,8 +77,20 @@ class ServeError(Exception):
     """The server cannot start (bad option, token file, port in use); nothing is served."""
 
 
+class Run(NamedTuple):
+    """One finished run, as the status page's history shows it."""
+
+    finished: float  # time.time()
+    ok: bool
+    passed: int
+    total: int
+
+
 class SharedRun:
-    """The last run's report, reused for ``cache`` seconds; one run at a time, shared."""
+    """The last run's report, reused for ``cache`` seconds; one run at a time, shared.
+
+    The last HISTORY runs are kept, in order, for the status page.
+    """
 
     def __init__(self, checks: list[spec.Check], cache: float) -> None:
         self.checks = checks
@@ -75,6 +102,7 @@ class SharedRun:
         self._condition = threading.Condition()
         # Per check, the runs since the server started that passed only after a retry.
         self.flaky_totals = {check.name: 0 for check in checks}
+        self._history: deque[Run] = deque(maxlen=HISTORY)
 
     def get(self, arrived: float) -> tuple[dict[str, Any], float]:
         """The current report and when it finished, running the checks if it is stale.
@@ -104,9 +132,133 @@ class SharedRun:
                 self.flaky_totals[flaky["name"]] += 1
             self._report, self._finished = result, time.time()
             self._finished_at = time.monotonic()
+            summary = result["summary"]
+            run = Run(self._finished, protocol.host_ok(result), summary["passed"], summary["total"])
+            self._history.append(run)
             self._running = False
             self._condition.notify_all()
             return result, self._finished
+
+    def history(self) -> list[Run]:
+        """The last runs, oldest first."""
+        with self._condition:
+            return list(self._history)
+
+
+def _clock(moment: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(moment))
+
+
+def history_html(history: list[Run]) -> str:
+    """The last runs, newest first: when each finished (UTC), its verdict, its counts."""
+    runs = "".join(
+        '<li class="%s"><time datetime="%s">%s</time> %s %d/%d</li>'
+        % (
+            "pass" if run.ok else "fail",
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.finished)),
+            _clock(run.finished),
+            "OK" if run.ok else "FAILED",
+            run.passed,
+            run.total,
+        )
+        for run in reversed(history)
+    )
+    return (
+        '<section><h2>Last runs, newest first (UTC)</h2><ol class="strip">%s</ol></section>' % runs
+    )
+
+
+# A release's state as the page shows it, and its tone; "adopted" is a good release that was
+# current before smokegate kept a ledger here.
+RELEASE_TONES = {
+    "good": "pass",
+    "adopted": "pass",
+    "failed": "fail",
+    "staged": "skip",
+    "deployed": "warn",
+    "unrecorded": "skip",
+}
+
+
+def _ledger_time(value: Any) -> str:
+    """A ledger's UTC timestamp as people read it; anything else as it is."""
+    text = str(value)
+    if LEDGER_TIME.fullmatch(text):
+        return text.replace("T", " ")[:-1] + " UTC"
+    return text
+
+
+def _release_item(entry: dict[str, Any], rollback_target: str | None) -> str:
+    state = "adopted" if entry.get("adopted_at") else entry["state"]
+    when = next(
+        (
+            entry[key]
+            for key in ("failed_at", "activated_at", "created_at", "adopted_at")
+            if entry.get(key)
+        ),
+        "",
+    )
+    markers = [
+        marker
+        for marker, applies in (
+            ("current", entry["current"]),
+            ("rollback target", entry["id"] == rollback_target),
+            ("directory gone", not entry["present"]),
+        )
+        if applies
+    ]
+    return report.html_item(
+        "release",
+        RELEASE_TONES.get(state, "skip"),
+        state,
+        entry["id"],
+        markers,
+        _ledger_time(when),
+        str(entry.get("reason") or ""),
+    )
+
+
+def releases_html(root: str) -> str:
+    """The deploy root's releases as its ledger records them, newest first; unrecorded last."""
+    title = "<section><h2>Releases in %s</h2>" % report.html_text(root)
+    try:
+        info = releases.DeployRoot(root).info()
+    except (releases.ReleaseError, OSError) as exc:
+        return title + '<p class="note">cannot read the releases: %s</p></section>' % (
+            report.html_text(exc)
+        )
+    recorded = [entry for entry in info["releases"] if entry["state"] != "unrecorded"]
+    unrecorded = [entry for entry in info["releases"] if entry["state"] == "unrecorded"]
+    items = "".join(
+        _release_item(entry, info["rollback_target"]) for entry in [*recorded[::-1], *unrecorded]
+    )
+    return title + (
+        '<p>current: <b>%s</b>; rollback target: <b>%s</b></p><ol class="releases">%s</ol>'
+        "</section>"
+        % (
+            report.html_text(info["current"] or "none"),
+            report.html_text(info["rollback_target"] or "none"),
+            items,
+        )
+    )
+
+
+def status_page(
+    result: dict[str, Any], finished: float, history: list[Run], root: str | None
+) -> str:
+    """The whole status page: the last run, the runs before it, the releases under ``root``."""
+    verdict = "OK" if protocol.host_ok(result) else "FAILED"
+    sections = [
+        report.html_report(result),
+        '<p class="note">last run finished at %s UTC; this page reloads every %d s</p>'
+        % (_clock(finished), PAGE_REFRESH),
+        history_html(history),
+    ]
+    if root is not None:
+        sections.append(releases_html(root))
+    return report.html_page(
+        "%s %s - smokegate" % (result["host"], verdict), sections, refresh=PAGE_REFRESH
+    )
 
 
 def read_token(path: str) -> str:
@@ -186,8 +338,8 @@ class HealthHandler(BaseHTTPRequestHandler):
 
     def _answer(self, with_body: bool) -> None:
         path = self.path.split("?", 1)[0]
-        if path not in ("/healthz", "/metrics"):
-            self._send(404, "text/plain; charset=utf-8", "not found: try /healthz or /metrics\n")
+        if path not in PATHS:
+            self._send(404, "text/plain; charset=utf-8", "not found: try %s\n" % ", ".join(PATHS))
             return
         if not self._authorized():
             self._send(
@@ -205,9 +357,15 @@ class HealthHandler(BaseHTTPRequestHandler):
             self._send(200, PROMETHEUS_TYPE, body, with_body=with_body)
             return
         status = 200 if protocol.host_ok(result) else 503
-        if "application/json" in self.headers.get("Accept", ""):
+        accept = self.headers.get("Accept", "")
+        if path == "/healthz" and "application/json" in accept:
             body = json.dumps(result, indent=2) + "\n"
             self._send(status, "application/json", body, with_body=with_body)
+        elif path == "/" or "text/html" in accept:
+            # Not a run newer than the one shown: the strip starts with the page's own run.
+            history = [run for run in self.server.shared.history() if run.finished <= finished]
+            body = status_page(result, finished, history, self.server.root)
+            self._send(status, HTML_TYPE, body, HTML_HEADERS, with_body=with_body)
         else:
             body = report.render_human([result]) + "\n"
             self._send(status, "text/plain; charset=utf-8", body, with_body=with_body)
@@ -278,9 +436,16 @@ def close(sock: socket.socket) -> None:
 class HealthServer:
     """The listening socket, the loop that reads request heads, and the answering workers."""
 
-    def __init__(self, address: tuple[str, int], shared: SharedRun, token: str | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        shared: SharedRun,
+        token: str | None,
+        root: str | None = None,
+    ) -> None:
         self.shared = shared
         self.token = token
+        self.root = root  # the deploy root whose releases the status page shows
         self.limit = connection_limit()
         self.listener = socket.create_server(address, backlog=BACKLOG)
         self.listener.setblocking(False)
@@ -420,14 +585,21 @@ class HealthServer:
 
 
 def serve(
-    checks: list[spec.Check], host: str, port: int, cache: float, token_file: str | None
+    checks: list[spec.Check],
+    host: str,
+    port: int,
+    cache: float,
+    token_file: str | None,
+    root: str | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT; returns the exit code (0 after a clean shutdown)."""
     if cache < 0:
         raise ServeError("--cache must be 0 or more seconds")
+    if root is not None and not os.path.isdir(root):
+        raise ServeError("--root %s is not a directory" % root)
     token = read_token(token_file) if token_file else None
     try:
-        server = HealthServer((host, port), SharedRun(checks, cache), token)
+        server = HealthServer((host, port), SharedRun(checks, cache), token, root)
     except OSError as exc:
         raise ServeError("cannot listen on %s:%d: %s" % (host, port, exc.strerror)) from None
     stopping: list[str] = []
