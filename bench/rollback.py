@@ -2,7 +2,11 @@
 previous release, for `ansible-playbook smokegate.core.rolling_deploy` and `fab deploy`.
 
 Usage (root: it brings up its own lab with tests/lab/lab):
-    .venv/bin/python bench/rollback.py [--rounds 3] [--write bench/RESULTS.md]    # about 2 minutes
+    .venv/bin/python bench/rollback.py [--rounds 3] [--fab-from CHECKOUT] [--write bench/RESULTS.md]
+
+About 2 minutes. With --fab-from, the `fab deploy` of another checkout (with its own .venv,
+e.g. an earlier commit in a worktree of its own) runs too, in the same rounds, on a deploy
+root of its own: the same deploy before and after a change.
 
 Each tool has its own deploy root (/srv/app-ansible, /srv/app-fab) holding a good release.
 Each round, alternating, each tool deploys a release that fails its smoke checks on web8
@@ -49,6 +53,7 @@ if grep -qx "$(hostname)" "$here/healthy-on"; then echo "health 1.0"; else echo 
 """
 RESTART = "#!/bin/sh\ndate +%s.%N > started\n"
 TOOLS = {"ansible": "`ansible-playbook smokegate.core.rolling_deploy`", "fab": "`fab deploy`"}
+GOAL_BACK = 0.6  # seconds, the playbook's failing check -> all 8 back
 
 
 def artifact(path: Path, release: str, healthy_on: list[str]) -> Path:
@@ -70,9 +75,10 @@ def artifact(path: Path, release: str, healthy_on: list[str]) -> Path:
 class Deploys:
     """Both tools' deploy commands against one lab, each on its own deploy root."""
 
-    def __init__(self, lab: Path, work: Path) -> None:
+    def __init__(self, lab: Path, work: Path, other: Path | None = None) -> None:
         self.lab = lab
         self.work = work
+        self.other = other  # the checkout whose fab the "fab-other" tool runs
         self.hosts = json.loads((lab / "hosts.json").read_text())
         self.names = [host["name"] for host in self.hosts]
         for host in self.hosts:
@@ -96,11 +102,15 @@ class Deploys:
         path.write_text(json.dumps({"checks": checks}))
         return path
 
+    def checkout(self, tool: str) -> Path:
+        """Where the tool's command runs (fab finds its fabfile there)."""
+        return self.other if tool == "fab-other" and self.other else REPO
+
     def argv(self, tool: str, release: str, healthy_on: list[str]) -> list[str]:
         archive = artifact(self.work / ("%s-%s.tar.gz" % (tool, release)), release, healthy_on)
-        if tool == "fab":
+        if tool.startswith("fab"):
             return [
-                FAB,
+                str(self.checkout(tool) / ".venv" / "bin" / "fab") if tool == "fab-other" else FAB,
                 "-S",
                 str(self.lab / "ssh_config"),
                 "-H",
@@ -139,7 +149,7 @@ class Deploys:
             try:
                 completed = subprocess.run(
                     self.argv(tool, release, healthy_on),
-                    cwd=REPO,
+                    cwd=self.checkout(tool),
                     env=env,
                     capture_output=True,
                     text=True,
@@ -186,35 +196,51 @@ def cell(values: list[float]) -> str:
     )
 
 
+def commit_of(checkout: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--fab-from", type=Path, help="also time the fab deploy of this checkout (its .venv)"
+    )
     parser.add_argument("--write", type=Path, help="update this results file's rollback section")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: the lab needs root")
+    tools = dict(TOOLS)
+    if args.fab_from:
+        tools["fab-other"] = "`fab deploy` at %s" % commit_of(args.fab_from)
+        tools["fab"] = "`fab deploy` at %s" % commit_of(REPO)
     figures: dict[str, dict[str, list[float]]] = {
-        tool: {"back": [], "exit": [], "wall": []} for tool in TOOLS
+        tool: {"back": [], "exit": [], "wall": []} for tool in tools
     }
     with tempfile.TemporaryDirectory(prefix="smokegate-bench-") as directory:
         work = Path(directory)
         lab = work / "lab"
         subprocess.run([str(LAB), "up", str(HOSTS), str(lab)], check=True, capture_output=True)
         try:
-            deploys = Deploys(lab, work)
-            for tool in TOOLS:
+            deploys = Deploys(lab, work, args.fab_from)
+            for tool in tools:
                 status, _finished, output = deploys.deploy(tool, GOOD, deploys.names)
                 if status != 0:
                     raise SystemExit("bench: %s deploy of %s failed:\n%s" % (tool, GOOD, output))
-            commands = {tool: deploys.argv(tool, "v2", deploys.names) for tool in TOOLS}
+            commands = {tool: deploys.argv(tool, "v2", deploys.names) for tool in tools}
             for number in range(args.rounds):
-                order = list(TOOLS) if number % 2 == 0 else list(reversed(TOOLS))
-                for tool in order:
+                shift = number % len(tools)  # each tool goes first in turn
+                for tool in [*tools][shift:] + [*tools][:shift]:
                     timing = deploys.timed_rollback(tool, "v2-%d" % (number + 1))
                     for key, value in timing.items():
                         figures[tool][key].append(value)
                     print(
-                        "round %d, %-7s failing check -> all back %6.0f ms, -> exit %6.0f ms"
+                        "round %d, %-9s failing check -> all back %6.0f ms, -> exit %6.0f ms"
                         % (number + 1, tool, 1000 * timing["back"], 1000 * timing["exit"]),
                         file=sys.stderr,
                         flush=True,
@@ -226,11 +252,20 @@ def main() -> int:
         text = " ".join([Path(argv[0]).name, *argv[1:]])
         return text.replace(str(work) + "/", "").replace(str(REPO) + "/", "")
 
+    def median(tool: str, key: str) -> float:
+        return statistics.median(figures[tool][key])
+
     lines = [
         "## Rollback: 8 hosts, a release failing on the last host of the last batch",
         "",
-        "%s, %d rounds alternating. Regenerated by `sudo .venv/bin/python bench/rollback.py "
-        "--rounds %d --write bench/RESULTS.md`." % (machine(), args.rounds, args.rounds),
+        "%s, %d rounds alternating (each tool goes first in turn). Regenerated by `sudo "
+        ".venv/bin/python bench/rollback.py --rounds %d%s --write bench/RESULTS.md`."
+        % (
+            machine(),
+            args.rounds,
+            args.rounds,
+            " --fab-from <a checkout of %s>" % commit_of(args.fab_from) if args.fab_from else "",
+        ),
         "",
         "Batches 1, 50%, 100% (web1 | web2-web5 | web6-web8); the spec is bench/fab_smoke.py's "
         "20 checks with the last one replaced by the release's health probe (a `binary` check), "
@@ -245,7 +280,7 @@ def main() -> int:
         "",
     ]
     for tool, argv in commands.items():
-        lines.append("- %s: `%s`" % (TOOLS[tool], shown(argv).replace("v2", "v2-<round>")))
+        lines.append("- %s: `%s`" % (tools[tool], shown(argv).replace("v2", "v2-<round>")))
     lines += [
         "",
         "| tool | failing check -> all 8 back, ms | failing check -> exit, ms | whole deploy, ms |",
@@ -254,9 +289,22 @@ def main() -> int:
     for tool, values in figures.items():
         lines.append(
             "| %s | %s | %s | %s |"
-            % (TOOLS[tool], cell(values["back"]), cell(values["exit"]), cell(values["wall"]))
+            % (tools[tool], cell(values["back"]), cell(values["exit"]), cell(values["wall"]))
         )
-    lines += ["", "Median (min-max)."]
+    back = median("ansible", "back")
+    lines += [
+        "",
+        "Median (min-max).",
+        "",
+        "Goal: the playbook's failing check -> all 8 back <= %.0f ms: **%s** (%.0f ms)."
+        % (1000 * GOAL_BACK, "met" if back <= GOAL_BACK else "NOT met", 1000 * back),
+    ]
+    if args.fab_from:
+        ratio = median("fab", "wall") / median("fab-other", "wall")
+        lines.append(
+            "- `fab deploy` no slower than at %s: **%s** (whole deploy %.2fx of it)."
+            % (commit_of(args.fab_from), "met" if ratio <= 1.0 else "NOT met", ratio)
+        )
     text = "\n".join(lines)
     print(text)
     if args.write:

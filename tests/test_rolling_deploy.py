@@ -158,6 +158,14 @@ def test_a_malformed_spec_is_refused_before_any_host_changes(fleet: Fleet):
         assert not fleet.root(host).exists(), host
 
 
+def test_a_bad_setting_is_refused_before_any_host_changes(fleet: Fleet):
+    run = fleet.deploy("v1", smokegate_restart_timeout="soon")
+    assert run.returncode != 0
+    assert "smokegate_restart_timeout" in run.output
+    for host in fleet.hosts:
+        assert not fleet.root(host).exists(), host  # not even locked
+
+
 def test_warning_failures_do_not_roll_back(fleet: Fleet):
     fleet.spec_file.write_text(
         "checks:\n"

@@ -29,7 +29,6 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from . import protocol
-from .probes import kill_process_group
 from .protocol import (
     BAKE_INTERVAL,
     BY_HAND,
@@ -139,6 +138,10 @@ def _restart(root: Optional[DeployRoot], step: Step, context: Context) -> Step:
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            # Loaded only here: a request without checks (lock, switch, unlock) does not
+            # compile the probes.
+            from .probes import kill_process_group
+
             kill_process_group(process)
             return {
                 "ok": False,

@@ -52,14 +52,11 @@ import re
 import shutil
 import socket
 import stat
-import tarfile
 import time
 import zlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .extract import UnsafeArchive, extract, sync_filesystem
 from .protocol import MAX_UNPACKED
-from .units import parse_size
 
 LEDGER_FORMAT = 1
 MAX_EVENTS = 500
@@ -382,6 +379,12 @@ class DeployRoot:
         that is synced to disk and then renamed into place, so a failed unpack (a full
         disk, a refused member) leaves no half-made release behind and the ledger as it was.
         """
+        # Only this stage unpacks: the other requests do not load the extractor.
+        import tarfile
+
+        from .extract import UnsafeArchive, extract, sync_filesystem
+        from .units import parse_size
+
         if (src is None) == (archive is None):
             raise ReleaseError("give exactly one of src (a directory) or archive (a .tar.gz)")
         path = self.release_path(release)
@@ -435,6 +438,8 @@ class DeployRoot:
         return True
 
     def _describe_failure(self, release: str, exc: BaseException) -> str:
+        import tarfile
+
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         if isinstance(exc, shutil.Error) and "No space left" in str(exc):
             reason = "No space left on device"

@@ -28,15 +28,10 @@ from ansible_collections.smokegate.core.plugins.module_utils.spec import (
 )
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
     BOOTSTRAP,
-    engine_bundle,
     payload,
     read_answer,
 )
 from ansible_collections.smokegate.core.plugins.plugin_utils.yaml_errors import yaml_problem
-
-# Compressed once, here: the strategy imports the action in the controller's main process
-# before it forks a worker per host and task, and every worker inherits the bundle.
-engine_bundle()
 
 
 def _templates(value: Any) -> Set[str]:
