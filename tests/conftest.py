@@ -38,6 +38,10 @@ BASIC_AUTHORIZATIONS = {
 }
 
 
+# The README section the execution environment and ansible-runner tests follow.
+AWX_SECTION = "Running at scale: AWX, AAP and ansible-runner"
+
+
 def readme_files(section: str) -> dict[str, str]:
     """The files the README's ``## <section>`` shows: its fenced blocks whose first line is
     a comment naming the file (``# deploy.yml``), by that name."""

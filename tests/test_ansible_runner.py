@@ -24,6 +24,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 from conftest import (
+    AWX_SECTION,
     PLAIN_URL_PASSWORD,
     SECRET_HEADER,
     SECRET_STATUSES,
@@ -36,7 +37,6 @@ from conftest import (
 from fleet import HEALTH_SPEC, Fleet
 
 BIN = Path(sys.executable).parent
-SECTION = "Running at scale: AWX, AAP and ansible-runner"
 SMOKE_ACTIONS = {"smokegate.core.smoke", "smokegate.core.stages"}
 # The spec's secrets as the job's extra variables hold them: the spec names the variables.
 SECRET_VARIABLES = {
@@ -54,7 +54,7 @@ class Job:
     def __init__(self, directory: Path, fleet: Fleet, spec: list[dict[str, Any]]) -> None:
         self.dir = directory
         self.project = directory / "project"
-        files = readme_files(SECTION)
+        files = readme_files(AWX_SECTION)
         for part in ("project/releases", "inventory", "env"):
             (directory / part).mkdir(parents=True)
         (self.project / "deploy.yml").write_text(files["deploy.yml"])

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import REPO, readme_files
+from conftest import AWX_SECTION, REPO, readme_files
 
 BIN = Path(sys.executable).parent
-SECTION = "Running at scale: AWX, AAP and ansible-runner"
 # Where the Containerfile's stages keep things, and where this test keeps them instead.
 IMAGE_COLLECTIONS = "/usr/share/ansible/collections"
 IMAGE_SCRIPTS = "/output/scripts/"
@@ -48,7 +47,7 @@ def containerfile_step(containerfile: str, command: str) -> str:
     return step
 
 
-def run_step(step: str, cwd: Path, image: dict[str, str], env: dict[str, str]) -> str:
+def run_step(step: str, cwd: Path, image: dict[str, str], env: dict[str, str]) -> None:
     """A Containerfile step run here, the image's paths replaced by the test's."""
     for image_path, local_path in image.items():
         step = step.replace(image_path, local_path)
@@ -56,13 +55,12 @@ def run_step(step: str, cwd: Path, image: dict[str, str], env: dict[str, str]) -
         ["sh", "-c", step], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    return completed.stdout
 
 
 def test_ansible_builder_create_makes_a_context_that_installs_the_collection(tmp_path: Path):
     ee_dir = tmp_path / "ee"
     tarball = build_collection(ee_dir)
-    definition = readme_files(SECTION)["execution-environment.yml"]
+    definition = readme_files(AWX_SECTION)["execution-environment.yml"]
     assert tarball.name in definition, "the README's definition names another version"
     (ee_dir / "execution-environment.yml").write_text(definition)
     created = subprocess.run(
