@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +36,23 @@ BASIC_AUTHORIZATIONS = {
     "Basic " + base64.b64encode(("%s:%s" % (URL_USER, password)).encode()).decode()
     for password in (URL_PASSWORD, PLAIN_URL_PASSWORD)
 }
+
+
+# The README section the execution environment and ansible-runner tests follow.
+AWX_SECTION = "Running at scale: AWX, AAP and ansible-runner"
+
+
+def readme_files(section: str) -> dict[str, str]:
+    """The files the README's ``## <section>`` shows: its fenced blocks whose first line is
+    a comment naming the file (``# deploy.yml``), by that name."""
+    text = (REPO / "README.md").read_text()
+    body = text.split("\n## %s\n" % section, 1)[1].split("\n## ", 1)[0]
+    files = {}
+    for block in re.findall(r"^```\w*\n(.*?)^```$", body, re.MULTILINE | re.DOTALL):
+        first = block.split("\n", 1)[0]
+        if re.fullmatch(r"# [\w./-]+", first):
+            files[first[2:]] = block
+    return files
 
 
 def smokegate_executable() -> str:

@@ -47,6 +47,8 @@ def test_wheel_carries_the_collection_and_declares_its_dependencies(wheel: Path)
     for required in (
         "galaxy.yml",
         "meta/runtime.yml",
+        "meta/execution-environment.yml",
+        "meta/ee-bindep.txt",
         "plugins/module_utils/spec.py",
         "plugins/module_utils/runner.py",
     ):
@@ -192,6 +194,8 @@ def test_galaxy_artifact_installs_and_runs_the_smoke_module_and_role(tmp_path: P
         "plugins/modules/smoke.py",
         "roles/smoke/tasks/main.yml",
         "meta/runtime.yml",
+        "meta/execution-environment.yml",
+        "meta/ee-bindep.txt",
         "playbooks/rolling_deploy.yml",
         "docs/checks.md",
         "CHANGELOG.md",
