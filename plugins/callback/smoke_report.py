@@ -9,7 +9,8 @@ type: aggregate
 short_description: A table of smoke results per play, and optional JUnit and JSON files
 version_added: 0.1.0
 description:
-  - Collects the report of every M(smokegate.core.smoke) and M(smokegate.core.stages) task and, at the end of each play,
+  - Collects the report of every M(smokegate.core.smoke) and M(smokegate.core.stages) task (a smoke gate, a bake, a
+    baseline before a deploy) and, at the end of each play,
     prints a table of the hosts and their failed checks.
   - Optionally writes every collected report as JUnit XML and as JSON when the run ends.
 requirements:
@@ -38,7 +39,11 @@ import json
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.smokegate.core.plugins.module_utils.protocol import blocking, host_ok
+from ansible_collections.smokegate.core.plugins.module_utils.protocol import (
+    BASELINE,
+    blocking,
+    host_ok,
+)
 from ansible_collections.smokegate.core.plugins.module_utils.report import (
     budget_warning,
     flaky_checks,
@@ -46,6 +51,14 @@ from ansible_collections.smokegate.core.plugins.module_utils.report import (
 )
 
 # The tasks whose result carries a smoke report.
+def baseline_report(steps: object) -> object:
+    """The report of the baseline stage among a stages task's ``steps``, if it ran."""
+    for step in steps if isinstance(steps, list) else ():
+        if isinstance(step, dict) and step.get("stage") == BASELINE:
+            return step.get("report")
+    return None
+
+
 SMOKE_ACTIONS = ("smokegate.core.smoke", "smoke", "smokegate.core.stages", "stages")
 
 
@@ -65,6 +78,10 @@ class CallbackModule(CallbackBase):
         if result._task.action not in SMOKE_ACTIONS:
             return
         report = result._result.get("smoke")
+        if not isinstance(report, dict):
+            # A lock request with a baseline: the checks on the release the host runs now,
+            # which can refuse the deploy before any host changes.
+            report = baseline_report(result._result.get("steps"))
         if isinstance(report, dict):
             # The last smoke run of a host in a play is the one that decided it.
             self._play_reports[result._host.get_name()] = report
