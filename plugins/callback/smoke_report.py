@@ -50,7 +50,7 @@ from ansible_collections.smokegate.core.plugins.module_utils.report import (
     render_junit,
 )
 
-# The tasks whose result carries a smoke report.
+
 def baseline_report(steps: object) -> object:
     """The report of the baseline stage among a stages task's ``steps``, if it ran."""
     for step in steps if isinstance(steps, list) else ():
@@ -59,6 +59,7 @@ def baseline_report(steps: object) -> object:
     return None
 
 
+# The tasks whose result carries a smoke report.
 SMOKE_ACTIONS = ("smokegate.core.smoke", "smoke", "smokegate.core.stages", "stages")
 
 
