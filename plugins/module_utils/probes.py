@@ -243,7 +243,8 @@ def _collect(
     LINGER after it exited; past the deadline it is killed with its group (TimeoutError)."""
     import selectors
 
-    assert process.stdout is not None and process.stderr is not None
+    if process.stdout is None or process.stderr is None:  # started without pipes
+        raise ValueError("%s: started without stdout and stderr pipes" % program)
     kept = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
     with selectors.DefaultSelector() as selector:
         for descriptor in kept:
