@@ -11,6 +11,7 @@ seconds later.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -201,3 +202,60 @@ def test_ansible_a_check_failing_before_the_deploy_refuses_it_or_does_not_judge(
     ignored = fleet.deploy("v2", smokegate_checks_file=str(spec_file), smokegate_baseline="ignore")
     assert ignored.returncode == 0, ignored.output
     assert all(fleet.current(host) == "v2" for host in fleet.hosts)
+
+
+BAKE_ERRORS = "smokegate_test_bake_error_ratio"
+
+
+def test_ansible_a_metric_that_goes_bad_during_the_bake_halts_the_deploy(
+    tmp_path: Path, prometheus
+):
+    """Prometheus as the bake's metric provider: the canary's error ratio rises seconds
+    after it passed its smoke checks, and the bake sends it back before any other host."""
+    fleet = local(tmp_path)
+    for host in fleet.hosts[:-1]:
+        prometheus.exporter.set(BAKE_ERRORS, 0.0, host=host)
+    prometheus.set(BAKE_ERRORS, 0.0, host=fleet.hosts[-1])  # scraped with the others
+    spec = json.loads(json.dumps(HEALTH_SPEC))
+    query = 'max(%s{host="{host}"})' % BAKE_ERRORS
+    spec["checks"].append(
+        {
+            "name": "error ratio",
+            "prometheus": {"url": prometheus.url, "query": query, "max": 0.01},
+            # Prometheus scrapes every second: the retries let the check after the rollback
+            # see the scrape that follows the recovery.
+            "retries": 3,
+        }
+    )
+    spec_file = tmp_path / "metric.json"
+    spec_file.write_text(json.dumps(spec))
+    assert fleet.deploy("v1", smokegate_checks_file=str(spec_file)).returncode == 0
+
+    def degrade_the_canary() -> None:
+        deadline = time.monotonic() + 120
+        while fleet.current("web1") != "v2" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # past its smoke checks (milliseconds on a local host), into the bake
+        prometheus.set(BAKE_ERRORS, 0.5, host="web1")
+        while fleet.current("web1") != "v1" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        prometheus.exporter.set(BAKE_ERRORS, 0.0, host="web1")  # v1 serves without errors
+
+    degrader = threading.Thread(target=degrade_the_canary)
+    degrader.start()
+    try:
+        run = fleet.deploy(
+            "v2",
+            smokegate_checks_file=str(spec_file),
+            smokegate_bake=12,
+            smokegate_bake_interval=1,
+        )
+    finally:
+        degrader.join()
+        prometheus.exporter.remove(BAKE_ERRORS, host="web1")
+    assert run.returncode != 0, run.output
+    assert "FAILED web1: bake failed " in run.output
+    assert "error ratio: 0.5 for {}, want <= 0.01" in run.output
+    assert "ROLLED BACK web1: v2 -> v1, verified" in run.output
+    assert [fleet.current(host) for host in fleet.hosts] == ["v1"] * 4
+    assert all("v2" not in fleet.releases_on_disk(host) for host in fleet.hosts[1:])

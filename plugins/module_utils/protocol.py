@@ -466,8 +466,11 @@ def max_fail(value: Any, hosts: int) -> int:
         ) from None
 
 
-def bake_verdict(rounds: Sequence[Dict[str, Any]]) -> Tuple[bool, str]:
-    """The decision over a bake's record: it passes when every round passed.
+def bake_verdict(
+    rounds: Sequence[Dict[str, Any]], report: Optional[Dict[str, Any]] = None
+) -> Tuple[bool, str]:
+    """The decision over a bake's record: it passes when every round passed. With the
+    failing round's ``report``, each failing check comes with its message.
 
     >>> bake_verdict([{"at": 10, "ok": True, "failing": []}, {"at": 20, "ok": False,
     ...               "failing": ["app health"]}])
@@ -475,10 +478,18 @@ def bake_verdict(rounds: Sequence[Dict[str, Any]]) -> Tuple[bool, str]:
     """
     for number, round_ in enumerate(rounds, 1):
         if not round_.get("ok"):
+            if report and report.get("error"):
+                detail = "smoke checks not run: %s" % report["error"]
+            elif report and blocking(report):
+                detail = "; ".join(
+                    "%s: %s" % (result["name"], result["message"]) for result in blocking(report)
+                )
+            else:
+                detail = ", ".join(round_.get("failing") or ["no answer"])
             return False, "bake failed %g s after the first pass (round %d): %s" % (
                 round_.get("at", 0),
                 number,
-                ", ".join(round_.get("failing") or ["no answer"]),
+                detail,
             )
     return True, "baked %d rounds over %g s" % (
         len(rounds),
@@ -558,9 +569,7 @@ class Answer:
         for item in self.steps:
             if not item.get("ok"):
                 if item.get("stage") == BAKE and "rounds" in item:
-                    reason = bake_verdict(item["rounds"])[1]
-                    report = item.get("report")
-                    return "%s: %s" % (reason, why_not_ok(report)) if report else reason
+                    return bake_verdict(item["rounds"], item.get("report"))[1]
                 if item.get("stage") == SMOKE and "report" in item:
                     return why_not_ok(item["report"])
                 return item.get("error") or "%s failed" % item.get("stage")
