@@ -42,6 +42,7 @@ BENCH = Path(__file__).resolve().parent
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 DEFAULTS_AT = 4  # hosts at which (p) runs, and (a) and (b) with Ansible's defaults if asked
 GOALS = {"a/b": 8.0, "c/d": 4.0, "d/e": 2.0}
+SCALE_AT, SCALE_GOALS = 64, {"a/b": 20.0, "d/e": 1.3}  # hosts, and the goals there
 SHOWN = ["a", "b", "c", "d", "e"]
 COLUMNS = {
     "a": "(a) per-check tasks",
@@ -332,6 +333,19 @@ def report(
             "d/e",
         ),
     ]
+    if SCALE_AT in figures:
+        goals += [
+            (
+                "a/b >= %.0fx at %d hosts" % (SCALE_GOALS["a/b"], SCALE_AT),
+                ratio(figures[SCALE_AT], "a", "b") >= SCALE_GOALS["a/b"],
+                "a/b",
+            ),
+            (
+                "d/e <= %.1fx at %d hosts" % (SCALE_GOALS["d/e"], SCALE_AT),
+                ratio(figures[SCALE_AT], "d", "e") <= SCALE_GOALS["d/e"],
+                "d/e",
+            ),
+        ]
     lines += ["", "Goals:", ""]
     for goal, met, pair in goals:
         top, bottom = pair.split("/")
@@ -420,7 +434,7 @@ def main() -> int:
     text = report(counts, figures, sessions, fleets, command)
     print(text)
     if args.write:
-        write_section(args.write, "compare", text)
+        write_section(args.write, "compare" if counts[-1] <= 16 else "compare_scale", text)
     return 0
 
 

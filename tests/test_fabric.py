@@ -132,6 +132,56 @@ def test_hosts_are_checked_concurrently(fleet: LabFleet):
     assert three < one + 1.5, (one, three)
 
 
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one moment."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = running = 0
+    for _moment, change in edges:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_parallel_bounds_how_many_hosts_are_worked_on_at_once(fleet: LabFleet):
+    # Each host records when its check starts and ends (the hosts share this clock).
+    marks = "/srv/parallel-marks"
+    spec = write_spec(
+        fleet,
+        [
+            {
+                "name": "hold",
+                "command": {
+                    "argv": [
+                        "sh",
+                        "-c",
+                        "date +%%s.%%N >> %s; sleep 1; date +%%s.%%N >> %s" % (marks, marks),
+                    ],
+                },
+            }
+        ],
+    )
+
+    def intervals() -> list[tuple[float, float]]:
+        spans = []
+        for host in fleet.hosts:
+            path = host_srv(fleet, host) / "parallel-marks"
+            start, end = (float(line) for line in path.read_text().split())
+            path.unlink()
+            spans.append((start, end))
+        return spans
+
+    assert fleet.fab("smoke", "--checks", spec).returncode == 0
+    assert most_at_once(intervals()) == len(fleet.hosts)  # the default: all four at once
+    run = fleet.fab("smoke", "--parallel", "2", "--checks", spec)
+    assert run.returncode == 0, run.output
+    assert most_at_once(intervals()) == 2
+    sessions = {host: fleet.ssh_sessions(host) for host in fleet.hosts}
+    refused = fleet.fab("smoke", "--parallel", "0", "--checks", spec)
+    assert refused.returncode == 2
+    assert "--parallel must be a number of hosts, 1 or more" in refused.output
+    assert {host: fleet.ssh_sessions(host) for host in fleet.hosts} == sessions
+
+
 def test_deploy_goes_out_everywhere_over_one_connection_per_host(fleet: LabFleet):
     sessions = {host: fleet.ssh_sessions(host) for host in fleet.hosts}
     run = fleet.fab_deploy("v1")
@@ -152,7 +202,10 @@ def test_deploy_goes_out_everywhere_over_one_connection_per_host(fleet: LabFleet
 
 def test_a_check_failing_on_the_last_host_rolls_every_host_back(fleet: LabFleet):
     assert fleet.fab_deploy("v1").returncode == 0
-    run = fleet.fab_deploy("v2", ["web1", "web2", "web3"])  # batches: web1 | web2 web3 | web4
+    # One host at a time (--parallel 1) changes the pace, never the outcome.
+    run = fleet.fab_deploy(
+        "v2", ["web1", "web2", "web3"], "--parallel", "1"
+    )  # web1 | web2 web3 | web4
     assert run.returncode == 1, run.output
     for host in fleet.hosts:
         assert fleet.current(host) == "v1", host

@@ -15,12 +15,17 @@ from ansible_collections.smokegate.core.plugins.module_utils.protocol import Ans
 from smokegate.engine import protocol, runner, spec
 from smokegate.remote import SLACK_SECONDS, HostError, RemoteHost
 
-MAX_PARALLEL = 32
+# Hosts worked on at once (fab --parallel). Each opens an SSH connection whose handshake
+# and encryption run in this process; bench/fab_parallel.py measures the choice.
+PARALLEL = 32
 T = TypeVar("T")
 
 
-def parallel(hosts: Sequence[RemoteHost], work: Callable[[RemoteHost], T]) -> list[T | HostError]:
-    """``work`` on every host at once; a HostError is returned in its place, not raised."""
+def parallel(
+    hosts: Sequence[RemoteHost], work: Callable[[RemoteHost], T], limit: int = PARALLEL
+) -> list[T | HostError]:
+    """``work`` on every host, ``limit`` at a time; a HostError is returned in its place,
+    not raised."""
 
     def guarded(host: RemoteHost) -> T | HostError:
         try:
@@ -32,9 +37,9 @@ def parallel(hosts: Sequence[RemoteHost], work: Callable[[RemoteHost], T]) -> li
                 host.name, "engine", "internal error: %s: %s" % (type(exc).__name__, exc)
             )
 
-    if len(hosts) <= 1:
+    if len(hosts) <= 1 or limit <= 1:
         return [guarded(host) for host in hosts]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(hosts))) as pool:
+    with ThreadPoolExecutor(max_workers=min(limit, len(hosts))) as pool:
         return list(pool.map(guarded, hosts))
 
 
@@ -82,6 +87,7 @@ def smoke(
     checks: list[spec.Check],
     only: Sequence[str] | None = None,
     deadline: float | None = None,
+    limit: int = PARALLEL,
 ) -> list[dict[str, Any]]:
     """Every host's report, in host order; an unreachable host gets an all-error report."""
     timeout = deadline + SLACK_SECONDS if deadline is not None else request_timeout(checks)
@@ -96,19 +102,21 @@ def smoke(
         unreachable_report(host.name, checks, outcome.reason)
         if isinstance(outcome, HostError)
         else outcome
-        for host, outcome in zip(hosts, parallel(hosts, run))
+        for host, outcome in zip(hosts, parallel(hosts, run, limit))
     ]
 
 
 # --- releases ----------------------------------------------------------------------------
-def release_info(hosts: Sequence[RemoteHost], root: str) -> list[dict[str, Any] | HostError]:
+def release_info(
+    hosts: Sequence[RemoteHost], root: str, limit: int = PARALLEL
+) -> list[dict[str, Any] | HostError]:
     def run(host: RemoteHost) -> dict[str, Any]:
         answer = host.call(protocol.request([protocol.info()], root=root), request_timeout(None))
         if "info" not in answer:
             raise HostError(host.name, "engine", answer.get("info_error", "no release info"))
         return answer["info"]
 
-    return parallel(hosts, run)
+    return parallel(hosts, run, limit)
 
 
 def render_releases(hosts: Sequence[RemoteHost], infos: list[dict[str, Any] | HostError]) -> str:
@@ -157,6 +165,7 @@ def rollback(
     document: Any = None,
     checks: list[spec.Check] | None = None,
     unlock: str | None = None,
+    limit: int = PARALLEL,
 ) -> list[tuple[Outcome, Answer]]:
     """Every host back on its previous good release (or ``to``); one request each."""
     steps = protocol.rollback_steps(
@@ -171,7 +180,7 @@ def rollback(
         Answer.lost(outcome.reason, outcome.kind == "unreachable")
         if isinstance(outcome, HostError)
         else outcome
-        for outcome in parallel(hosts, run)
+        for outcome in parallel(hosts, run, limit)
     ]
     return [
         (protocol.rollback_outcome(host.name, answer), answer)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ansible_collections.smokegate.core.plugins.module_utils.protocol import Answer
 from smokegate.engine import protocol, runner, spec
-from smokegate.fleet import parallel, request_timeout
+from smokegate.fleet import PARALLEL, parallel, request_timeout
 from smokegate.remote import SLACK_SECONDS, HostError, RemoteHost
 
 # Unpacking an upload: a fixed allowance plus a rate a slow disk still manages.
@@ -152,6 +152,7 @@ class Deploy:
     bake_interval: float = protocol.BAKE_INTERVAL
     max_fail: int = 0  # failed hosts tolerated (each rolled back alone); never on the canary
     baseline: str = protocol.BASELINE_DEFAULT
+    max_parallel: int = PARALLEL  # hosts worked on at once
     out: Out = print
     # The fab options a by-hand rollback of a stranded host needs (--restart, --sudo, ...).
     recovery_options: Sequence[str] = ()
@@ -182,7 +183,7 @@ class Deploy:
                 self.out("[%s] %s" % (run.name, answer.error))
             keep(run, answer)
 
-        parallel([run.remote for run in runs], guarded)
+        parallel([run.remote for run in runs], guarded, self.max_parallel)
 
     def _call(
         self, run: HostRun, steps: list[dict[str, Any]], timeout: float, **options: Any

@@ -49,6 +49,7 @@ COMMON_HELP = {
     "sudo": "run the engine with sudo on the hosts (a password comes from "
     "--prompt-for-sudo-password)",
     "python": "Python 3.8+ on the hosts (default: python3)",
+    "parallel": "hosts worked on at once (default: %d)" % fleet.PARALLEL,
 }
 
 
@@ -65,6 +66,16 @@ def _hosts(c: Any, sudo: bool, python: str, task: str) -> list[remote.RemoteHost
             raise _usage("%s: no hosts; give them with -H host1,host2" % task)
         connections = [remote.connect(host, c.config) for host in hosts]
     return [remote.RemoteHost(connection, sudo=sudo, python=python) for connection in connections]
+
+
+def _parallel(value: Any) -> int:
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        limit = 0
+    if limit < 1:
+        raise _usage("--parallel must be a number of hosts, 1 or more")
+    return limit
 
 
 def _close(hosts: list[remote.RemoteHost]) -> None:
@@ -121,6 +132,7 @@ def smoke(
     deadline: str = "",
     sudo: bool = False,
     python: str = "python3",
+    parallel: int = fleet.PARALLEL,
 ) -> None:
     """Run a smoke spec on every host at once (one SSH exec each) and report.
 
@@ -131,6 +143,7 @@ def smoke(
         raise _usage("--format must be one of %s" % ", ".join(FORMATS))
     try:
         document, parsed, bound = _smoke_options(checks, only, deadline)
+        limit = _parallel(parallel)
         hosts = _hosts(c, sudo, python, "smoke")
     except Exit as exc:
         if format != "nagios":
@@ -138,7 +151,7 @@ def smoke(
         print(report.nagios_unknown(str(exc.message)))  # nothing ran: what Nagios reads
         raise Exit(code=report.NAGIOS_UNKNOWN) from None
     try:
-        results = fleet.smoke(hosts, document, parsed, only=only, deadline=bound)
+        results = fleet.smoke(hosts, document, parsed, only=only, deadline=bound, limit=limit)
     finally:
         _close(hosts)
     print(report.render(format, results, color=format == "human" and report.use_color(sys.stdout)))
@@ -199,6 +212,7 @@ def deploy(
     baseline: str = protocol.BASELINE_DEFAULT,
     sudo: bool = False,
     python: str = "python3",
+    parallel: int = fleet.PARALLEL,
 ) -> None:
     """One rolling deploy across every -H host, gated by smoke checks after each batch.
 
@@ -228,6 +242,7 @@ def deploy(
         raise _usage("--baseline must be %s" % ", ".join(protocol.BASELINES))
     if float(bake) < 0 or float(bake_interval) <= 0:
         raise _usage("--bake must be 0 or more seconds and --bake-interval more than 0")
+    limit = _parallel(parallel)
     release = release or protocol.release_id()
     try:
         release_dirs.valid_id(release)
@@ -257,6 +272,7 @@ def deploy(
             bake_interval=float(bake_interval),
             max_fail=tolerated,
             baseline=baseline,
+            max_parallel=limit,
             out=rollout.printer(),
             recovery_options=[
                 *(["--restart", restart] if restart else []),
@@ -298,6 +314,7 @@ def rollback(
     restart_timeout: float = protocol.RESTART_TIMEOUT,
     sudo: bool = False,
     python: str = "python3",
+    parallel: int = fleet.PARALLEL,
 ) -> None:
     """Put every host back on its previous good release (from the ledger) or on --to.
 
@@ -312,6 +329,7 @@ def rollback(
                 release_dirs.valid_id(given)
     except release_dirs.ReleaseError as exc:
         raise _usage(str(exc)) from None
+    limit = _parallel(parallel)
     document, parsed = _load_spec(checks) if checks else (None, None)
     hosts = _hosts(c, sudo, python, "rollback")
     try:
@@ -325,6 +343,7 @@ def rollback(
             restart_timeout=float(restart_timeout),
             document=document,
             checks=parsed,
+            limit=limit,
         )
     finally:
         _close(hosts)
@@ -343,16 +362,22 @@ def rollback(
     },
 )
 def releases(
-    c: Any, root: str = "", format: str = "human", sudo: bool = False, python: str = "python3"
+    c: Any,
+    root: str = "",
+    format: str = "human",
+    sudo: bool = False,
+    python: str = "python3",
+    parallel: int = fleet.PARALLEL,
 ) -> None:
     """List each host's releases: id, state, when activated, and * for current."""
     if not root:
         raise _usage("releases needs --root")
     if format not in ("human", "json"):
         raise _usage("--format must be human or json")
+    limit = _parallel(parallel)
     hosts = _hosts(c, sudo, python, "releases")
     try:
-        infos = fleet.release_info(hosts, root)
+        infos = fleet.release_info(hosts, root, limit)
     finally:
         _close(hosts)
     if format == "json":
