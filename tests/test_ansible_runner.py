@@ -81,15 +81,26 @@ def events(artifacts: Path) -> list[dict[str, Any]]:
     return sorted(found, key=lambda event: event["counter"])
 
 
+def carried_report(result: dict[str, Any]) -> dict[str, Any] | None:
+    """A task result's smoke report, or the report of its baseline step (a lock request)."""
+    if "smoke" in result:
+        return result["smoke"]
+    baselines = [step for step in result.get("steps", []) if step.get("stage") == "baseline"]
+    return baselines[0].get("report") if baselines else None
+
+
 def smoke_reports(artifacts: Path) -> list[dict[str, Any]]:
     """The smoke report of every smoke and stages task, as its event carries it."""
-    return [
-        dict(event["event_data"]["res"]["smoke"], task=event["event_data"]["task"])
-        for event in events(artifacts)
-        if event["event"] in ("runner_on_ok", "runner_on_failed")
-        and event["event_data"]["task_action"] in SMOKE_ACTIONS
-        and "smoke" in event["event_data"]["res"]
-    ]
+    found = []
+    for event in events(artifacts):
+        data = event.get("event_data", {})
+        if event["event"] in ("runner_on_ok", "runner_on_failed") and (
+            data["task_action"] in SMOKE_ACTIONS
+        ):
+            report = carried_report(data["res"])
+            if report is not None:
+                found.append(dict(report, task=data["task"]))
+    return found
 
 
 def without(report: dict[str, Any], *keys: str) -> dict[str, Any]:
