@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from compare import ANSIBLE_PLAYBOOK, ansible_env, close_masters
-from fab_smoke import LAB, REPO, spec, timed
+from fab_smoke import LAB, REPO, spec, timed, write_app_env
 from results import machine, write_section
 from rollback import artifact
 
@@ -48,10 +48,8 @@ class Deploys:
         self.lab = lab
         self.work = work
         self.hosts = json.loads((lab / "hosts.json").read_text())
+        write_app_env(self.hosts)
         for host in self.hosts:
-            Path(host["root"], "srv", "app.env").write_text(
-                "DATABASE_URL=postgres://db/app\nAPP_MODE=production\n"
-            )
             Path(host["root"], ROOTS["floor"].lstrip("/"), "releases").mkdir(parents=True)
         self.spec_file = work / "smoke.json"
         self.spec_file.write_text(json.dumps(spec(self.hosts)))

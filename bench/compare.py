@@ -35,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fab_smoke import FAB, FLOOR_CODE, LAB, REPO, spec, timed
+from fab_smoke import FAB, FLOOR_CODE, LAB, REPO, spec, timed, write_app_env
 from results import machine, write_section
 
 BENCH = Path(__file__).resolve().parent
@@ -403,10 +403,7 @@ def main() -> int:
         lab = work / "lab"
         subprocess.run([str(LAB), "up", str(counts[-1]), str(lab)], check=True, capture_output=True)
         try:
-            for host in json.loads((lab / "hosts.json").read_text()):
-                Path(host["root"], "srv", "app.env").write_text(
-                    "DATABASE_URL=postgres://db/app\nAPP_MODE=production\n"
-                )
+            write_app_env(json.loads((lab / "hosts.json").read_text()))
             fleets = {count: Fleet(lab, work, count) for count in counts}
             for column in ("b", "c", "d", "e"):  # warm caches (bytecode, page cache)
                 fleets[counts[0]].run(column)

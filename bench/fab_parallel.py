@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fab_smoke import FAB, FLOOR_CODE, LAB, REPO, spec
+from fab_smoke import FAB, FLOOR_CODE, LAB, REPO, spec, write_app_env
 from results import machine, write_section
 
 from smokegate.fleet import PARALLEL as DEFAULT
@@ -73,10 +73,7 @@ def main() -> int:
         subprocess.run([str(LAB), "up", str(args.hosts), str(lab)], check=True, capture_output=True)
         try:
             hosts = json.loads((lab / "hosts.json").read_text())
-            for host in hosts:
-                Path(host["root"], "srv", "app.env").write_text(
-                    "DATABASE_URL=postgres://db/app\nAPP_MODE=production\n"
-                )
+            write_app_env(hosts)
             spec_file = Path(work) / "smoke.json"
             spec_file.write_text(json.dumps(spec(hosts)))
             ssh_config = str(lab / "ssh_config")

@@ -57,6 +57,14 @@ def spec(hosts: list[dict]) -> dict:
     return {"checks": checks[:20]}
 
 
+def write_app_env(hosts: list[dict]) -> None:
+    """The settings file the spec's env checks read, on every host's /srv."""
+    for host in hosts:
+        Path(host["root"], "srv", "app.env").write_text(
+            "DATABASE_URL=postgres://db/app\nAPP_MODE=production\n"
+        )
+
+
 def timed(run: list[list[str]], env: dict[str, str] | None = None) -> float:
     """Wall time of starting every command at once (in the repository, so that fab finds
     its fabfile) and waiting for all; each must succeed."""
@@ -97,10 +105,7 @@ def main() -> int:
         subprocess.run([str(LAB), "up", str(args.hosts), str(lab)], check=True, capture_output=True)
         try:
             hosts = json.loads((lab / "hosts.json").read_text())
-            for host in hosts:
-                Path(host["root"], "srv", "app.env").write_text(
-                    "DATABASE_URL=postgres://db/app\nAPP_MODE=production\n"
-                )
+            write_app_env(hosts)
             spec_file = Path(work) / "smoke.json"
             spec_file.write_text(json.dumps(spec(hosts)))
             ssh_config = str(lab / "ssh_config")

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 from compare import ANSIBLE_PLAYBOOK, ansible_env, close_masters
-from fab_smoke import FAB, LAB, REPO, spec
+from fab_smoke import FAB, LAB, REPO, spec, write_app_env
 from results import machine, write_section
 
 HOSTS = "8"
@@ -91,10 +91,7 @@ class Deploys:
         self.hosts = json.loads((lab / "hosts.json").read_text())[:count]
         self.names = [host["name"] for host in self.hosts]
         self.failing = self.names[-1]
-        for host in self.hosts:
-            Path(host["root"], "srv", "app.env").write_text(
-                "DATABASE_URL=postgres://db/app\nAPP_MODE=production\n"
-            )
+        write_app_env(self.hosts)
         lines = (lab / "inventory.ini").read_text().splitlines()
         self.inventory = work / ("inventory-%d.ini" % count)
         self.inventory.write_text("\n".join(lines[: count + 1]) + "\n")
