@@ -7,14 +7,17 @@ shipped bundle can provide the engine), fed exactly the bytes a host's sshd woul
 from __future__ import annotations
 
 import json
+import marshal
 import subprocess
 import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 import pytest
 from conftest import REPO, hostile_specs, kill_all, memory_capped, running
 
+from ansible_collections.smokegate.core.plugins.plugin_utils import shipping
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import read_answer
 from smokegate import remote, rollout
 from smokegate.engine import protocol
@@ -63,6 +66,62 @@ def test_the_shipped_engine_runs_a_smoke_request_in_a_bare_interpreter(tmp_path:
     )
     report = answer["steps"][0]["report"]
     assert answer["ok"] and report["host"] == "here" and report["results"][0]["status"] == "pass"
+
+
+def bootstrap_answer(stream: bytes) -> dict:
+    completed = subprocess.run(
+        ["/usr/bin/env", "python3", "-I", "-S", "-c", remote.BOOTSTRAP],
+        input=stream,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    answer = read_answer(completed.stdout.decode())
+    assert answer is not None, completed.stderr
+    return answer
+
+
+def test_a_host_runs_the_compiled_engine_only_when_its_python_reads_that_bytecode():
+    # Two engines that tell apart which one ran: the sources, and code compiled from others.
+    sources = {"agent": "def handle(request):\n    return {'ok': True, 'ran': 'sources'}\n"}
+    code = {
+        "agent": compile(
+            "def handle(request):\n    return {'ok': True, 'ran': 'code'}\n",
+            "smokegate_engine/agent.py",
+            "exec",
+        )
+    }
+    packed_sources = zlib.compress(json.dumps(sources).encode())
+    packed_code = zlib.compress(marshal.dumps(code))
+    host_tag = subprocess.run(
+        [
+            "/usr/bin/env",
+            "python3",
+            "-I",
+            "-S",
+            "-c",
+            "import sys, importlib.util as u; print(sys.implementation.cache_tag, u.MAGIC_NUMBER.hex())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert host_tag == shipping.BYTECODE_TAG  # this machine's python3 reads the controller's
+    ran = {
+        tag: bootstrap_answer(shipping.frame(b"{}", packed_sources, packed_code, tag))["ran"]
+        for tag in (host_tag, "cpython-399 00000d0a", "None 00000d0a")
+    }
+    assert ran == {host_tag: "code", "cpython-399 00000d0a": "sources", "None 00000d0a": "sources"}
+    # What the front ends send carries both, and either one alone is the whole engine.
+    assert set(marshal.loads(zlib.decompress(shipping.engine_code()))) == set(
+        json.loads(zlib.decompress(shipping.engine_bundle()))
+    )
+    check = {"name": "root", "disk": {"path": "/", "min_free": 1}}
+    request = {"host": "here", "steps": [{"stage": "smoke", "checks": {"checks": [check]}}]}
+    body = json.dumps(request).encode()
+    for tag in (shipping.BYTECODE_TAG, "cpython-399 00000d0a"):
+        stream = shipping.frame(body, shipping.engine_bundle(), shipping.engine_code(), tag)
+        assert bootstrap_answer(stream)["ok"] is True, tag
 
 
 def test_a_sudo_password_line_ahead_of_the_request_is_skipped(tmp_path: Path):

@@ -29,9 +29,12 @@ from ansible_collections.smokegate.core.plugins.module_utils.spec import (
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
     BOOTSTRAP,
     payload,
+    prepare,
     read_answer,
 )
 from ansible_collections.smokegate.core.plugins.plugin_utils.yaml_errors import yaml_problem
+
+prepare()  # in the strategy's process, which forks the workers that ship it
 
 
 def _templates(value: Any) -> Set[str]:

@@ -18,8 +18,11 @@ from fabric import Connection
 from ansible_collections.smokegate.core.plugins.plugin_utils.shipping import (
     BOOTSTRAP,
     payload,
+    prepare,
     read_answer,
 )
+
+prepare()  # once per fab, before its threads fan out
 
 DEFAULT_CONNECT_TIMEOUT = 10
 KEEPALIVE_SECONDS = 15
