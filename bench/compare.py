@@ -6,6 +6,8 @@ into this interpreter's environment when it is missing):
         [--write bench/RESULTS.md]
 
 About 10 minutes with the defaults on 2 CPUs, most of it (a) and (c) at 8 and 16 hosts.
+With `--hosts 16,32,64 --rounds 2` (about 25 minutes) it writes the section compare_scale,
+whose goals are at 64 hosts: a/b >= 20x and d/e <= 1.3x.
 
 (a) bench/per_check_tasks.yml: one ansible.builtin task per check, plus asserts
 (b) ansible-playbook smokegate.core.smoke with the spec file
