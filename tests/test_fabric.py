@@ -134,7 +134,9 @@ def test_hosts_are_checked_concurrently(fleet: LabFleet):
 
 def most_at_once(intervals: list[tuple[float, float]]) -> int:
     """The most intervals open at one moment."""
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    edges = sorted(
+        [(start, 1) for start, _end in intervals] + [(end, -1) for _start, end in intervals]
+    )
     most = running = 0
     for _moment, change in edges:
         running += change
