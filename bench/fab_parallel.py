@@ -14,7 +14,6 @@ on at once: SSH handshakes, encryption and answers all run in that one Python pr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fab_smoke import FAB, FLOOR_CODE, LAB, REPO, spec, write_app_env
+from fab_smoke import FAB, FLOOR_CODE, REPO, lab_with_spec
 from results import machine, write_section
 
 from smokegate.fleet import PARALLEL as DEFAULT
@@ -68,43 +67,34 @@ def main() -> int:
         bound: {"wall": [], "cpu": [], "rss": []} for bound in bounds
     }
     floors: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="smokegate-bench-") as work:
-        lab = Path(work) / "lab"
-        subprocess.run([str(LAB), "up", str(args.hosts), str(lab)], check=True, capture_output=True)
-        try:
-            hosts = json.loads((lab / "hosts.json").read_text())
-            write_app_env(hosts)
-            spec_file = Path(work) / "smoke.json"
-            spec_file.write_text(json.dumps(spec(hosts)))
-            ssh_config = str(lab / "ssh_config")
-            names = ",".join(host["name"] for host in hosts)
+    with lab_with_spec(args.hosts) as (lab, hosts, spec_file):
+        ssh_config = str(lab / "ssh_config")
+        names = ",".join(host["name"] for host in hosts)
 
-            def fab(bound: int) -> list[str]:
-                return [
-                    *(FAB, "-S", ssh_config, "-H", names, "smoke"),
-                    *("--parallel", str(bound), "--checks", str(spec_file)),
-                ]
-
-            floor_argv = [
-                ["ssh", "-F", ssh_config, host["name"], "python3", "-c", '"%s"' % FLOOR_CODE]
-                for host in hosts
+        def fab(bound: int) -> list[str]:
+            return [
+                *(FAB, "-S", ssh_config, "-H", names, "smoke"),
+                *("--parallel", str(bound), "--checks", str(spec_file)),
             ]
-            measured(fab(bounds[-1])), floor(floor_argv)  # warm caches
-            for number in range(args.rounds):
-                shift = number % len(bounds)
-                for bound in bounds[shift:] + bounds[:shift]:
-                    wall, cpu, rss = measured(fab(bound))
-                    for key, value in (("wall", wall), ("cpu", cpu), ("rss", rss)):
-                        figures[bound][key].append(value)
-                    print(
-                        "round %d, --parallel %2d: %6.0f ms, %.2f CPU s, %.0f MiB"
-                        % (number + 1, bound, wall, cpu, rss),
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                floors.append(floor(floor_argv))
-        finally:
-            subprocess.run([str(LAB), "down", str(lab)], capture_output=True, check=False)
+
+        floor_argv = [
+            ["ssh", "-F", ssh_config, host["name"], "python3", "-c", '"%s"' % FLOOR_CODE]
+            for host in hosts
+        ]
+        measured(fab(bounds[-1])), floor(floor_argv)  # warm caches
+        for number in range(args.rounds):
+            shift = number % len(bounds)
+            for bound in bounds[shift:] + bounds[:shift]:
+                wall, cpu, rss = measured(fab(bound))
+                for key, value in (("wall", wall), ("cpu", cpu), ("rss", rss)):
+                    figures[bound][key].append(value)
+                print(
+                    "round %d, --parallel %2d: %6.0f ms, %.2f CPU s, %.0f MiB"
+                    % (number + 1, bound, wall, cpu, rss),
+                    file=sys.stderr,
+                    flush=True,
+                )
+            floors.append(floor(floor_argv))
 
     def median(bound: int, key: str) -> float:
         return statistics.median(figures[bound][key])

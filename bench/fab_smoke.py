@@ -11,6 +11,7 @@ Goal: fab smoke median <= 2x the floor's median.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from results import machine, write_section
@@ -65,6 +67,23 @@ def write_app_env(hosts: list[dict]) -> None:
         )
 
 
+@contextlib.contextmanager
+def lab_with_spec(count: int) -> Iterator[tuple[Path, list[dict], Path]]:
+    """A lab of ``count`` hosts with the spec's settings file on each, taken down after:
+    its directory, its hosts and the spec file."""
+    with tempfile.TemporaryDirectory(prefix="smokegate-bench-") as work:
+        lab = Path(work) / "lab"
+        subprocess.run([str(LAB), "up", str(count), str(lab)], check=True, capture_output=True)
+        try:
+            hosts = json.loads((lab / "hosts.json").read_text())
+            write_app_env(hosts)
+            spec_file = Path(work) / "smoke.json"
+            spec_file.write_text(json.dumps(spec(hosts)))
+            yield lab, hosts, spec_file
+        finally:
+            subprocess.run([str(LAB), "down", str(lab)], capture_output=True, check=False)
+
+
 def timed(run: list[list[str]], env: dict[str, str] | None = None) -> float:
     """Wall time of starting every command at once (in the repository, so that fab finds
     its fabfile) and waiting for all; each must succeed."""
@@ -100,30 +119,18 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: the lab needs root")
-    with tempfile.TemporaryDirectory(prefix="smokegate-bench-") as work:
-        lab = Path(work) / "lab"
-        subprocess.run([str(LAB), "up", str(args.hosts), str(lab)], check=True, capture_output=True)
-        try:
-            hosts = json.loads((lab / "hosts.json").read_text())
-            write_app_env(hosts)
-            spec_file = Path(work) / "smoke.json"
-            spec_file.write_text(json.dumps(spec(hosts)))
-            ssh_config = str(lab / "ssh_config")
-            names = [host["name"] for host in hosts]
-            fab = [
-                [FAB, "-S", ssh_config, "-H", ",".join(names), "smoke", "--checks", str(spec_file)]
-            ]
-            floor = [
-                ["ssh", "-F", ssh_config, name, "python3", "-c", '"%s"' % FLOOR_CODE]
-                for name in names
-            ]
-            timed(fab), timed(floor)  # warm caches
-            figures: dict[str, list[float]] = {"fab": [], "floor": []}
-            for _round in range(args.rounds):
-                figures["fab"].append(timed(fab))
-                figures["floor"].append(timed(floor))
-        finally:
-            subprocess.run([str(LAB), "down", str(lab)], capture_output=True, check=False)
+    with lab_with_spec(args.hosts) as (lab, hosts, spec_file):
+        ssh_config = str(lab / "ssh_config")
+        names = [host["name"] for host in hosts]
+        fab = [[FAB, "-S", ssh_config, "-H", ",".join(names), "smoke", "--checks", str(spec_file)]]
+        floor = [
+            ["ssh", "-F", ssh_config, name, "python3", "-c", '"%s"' % FLOOR_CODE] for name in names
+        ]
+        timed(fab), timed(floor)  # warm caches
+        figures: dict[str, list[float]] = {"fab": [], "floor": []}
+        for _round in range(args.rounds):
+            figures["fab"].append(timed(fab))
+            figures["floor"].append(timed(floor))
     ratio = statistics.median(figures["fab"]) / statistics.median(figures["floor"])
     verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
     text = "\n".join(
