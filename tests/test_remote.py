@@ -25,10 +25,11 @@ from smokegate.engine import protocol
 FAB = str(Path(sys.executable).with_name("fab"))
 
 
-def run_on_this_machine(request: dict, prefix: bytes = b"") -> dict:
+def bootstrap_answer(stream: bytes) -> dict:
+    """The answer of the bootstrap fed ``stream`` on stdin, as a host's sshd would."""
     completed = subprocess.run(
         ["/usr/bin/env", "python3", "-I", "-S", "-c", remote.BOOTSTRAP],
-        input=prefix + remote.payload(request),
+        input=stream,
         capture_output=True,
         timeout=60,
         check=False,
@@ -37,6 +38,10 @@ def run_on_this_machine(request: dict, prefix: bytes = b"") -> dict:
     answer = read_answer(completed.stdout.decode())
     assert answer is not None, completed.stdout
     return answer
+
+
+def run_on_this_machine(request: dict, prefix: bytes = b"") -> dict:
+    return bootstrap_answer(prefix + remote.payload(request))
 
 
 def artifact(directory: Path, name: str) -> str:
@@ -66,19 +71,6 @@ def test_the_shipped_engine_runs_a_smoke_request_in_a_bare_interpreter(tmp_path:
     )
     report = answer["steps"][0]["report"]
     assert answer["ok"] and report["host"] == "here" and report["results"][0]["status"] == "pass"
-
-
-def bootstrap_answer(stream: bytes) -> dict:
-    completed = subprocess.run(
-        ["/usr/bin/env", "python3", "-I", "-S", "-c", remote.BOOTSTRAP],
-        input=stream,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    answer = read_answer(completed.stdout.decode())
-    assert answer is not None, completed.stderr
-    return answer
 
 
 def test_a_host_runs_the_compiled_engine_only_when_its_python_reads_that_bytecode():
