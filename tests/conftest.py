@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from quiet_http import QuietHandler
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_HEADER = "hdr-s3cret-9f2c"
@@ -93,14 +94,14 @@ def write_spec(tmp_path: Path):
     return write
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     flaky_calls = 0
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
-            self._reply(200, b"status: ok\n")
+            self.reply(200, b"status: ok\n")
         elif self.path == "/broken":
-            self._reply(500, b"database down\n")
+            self.reply(500, b"database down\n")
         elif self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "/healthz")
@@ -108,26 +109,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
         elif self.path == "/private":
             ok = self.headers.get("X-Token") == SECRET_HEADER
-            self._reply(200 if ok else 403, b"welcome\n" if ok else b"forbidden\n")
+            self.reply(200 if ok else 403, b"welcome\n" if ok else b"forbidden\n")
         elif self.path == "/basic":
             ok = self.headers.get("Authorization") in BASIC_AUTHORIZATIONS
-            self._reply(200 if ok else 401, b"welcome\n" if ok else b"who are you?\n")
+            self.reply(200 if ok else 401, b"welcome\n" if ok else b"who are you?\n")
         elif self.path == "/repeated":  # what a backtracking pattern runs away on
-            self._reply(200, b"a" * 64 + b"!\n")
+            self.reply(200, b"a" * 64 + b"!\n")
         elif self.path == "/flaky":
             type(self).flaky_calls += 1
-            self._reply(503 if type(self).flaky_calls == 1 else 200, b"warming up\n")
+            self.reply(503 if type(self).flaky_calls == 1 else 200, b"warming up\n")
         else:
-            self._reply(404, b"not found\n")
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
+            self.reply(404, b"not found\n")
 
 
 @pytest.fixture

@@ -16,11 +16,13 @@ import socket
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode
 from urllib.request import urlopen
+
+from quiet_http import QuietHandler
 
 # Prometheus hands the first targets to its scrapers on a 5 s tick: the first samples take
 # 5 to 10 s after the start.
@@ -56,17 +58,11 @@ class Exporter:
         self._lock = threading.Lock()
         exporter = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 body = exporter.exposition().encode()
-                self.send_response(200 if self.path == "/metrics" else 404)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                status = 200 if self.path == "/metrics" else 404
+                self.reply(status, body, "text/plain; version=0.0.4")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.address = "127.0.0.1:%d" % self._server.server_address[1]

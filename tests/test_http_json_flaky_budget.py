@@ -10,13 +10,14 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import yaml
 from conftest import run_cli
 from formats import parse_nagios, parse_prometheus, parse_tap
+from quiet_http import QuietHandler
 from test_serve import serving
 
 from smokegate.engine import runner, spec
@@ -30,34 +31,25 @@ HEALTH = {
 }
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     calls: dict[str, int] = {}
 
     def do_GET(self) -> None:
         calls = type(self).calls
         calls[self.path] = calls.get(self.path, 0) + 1
         if self.path == "/health":
-            self._reply(200, json.dumps(HEALTH).encode())
+            self.reply(200, json.dumps(HEALTH).encode())
         elif self.path == "/slow":
             time.sleep(0.4)
-            self._reply(200, b'{"status": "ok"}')
+            self.reply(200, b'{"status": "ok"}')
         elif self.path == "/not-json":
-            self._reply(200, b"<html>ok</html>")
+            self.reply(200, b"<html>ok</html>")
         elif self.path == "/deep":
-            self._reply(200, b"[" * 100_000 + b"]" * 100_000)
+            self.reply(200, b"[" * 100_000 + b"]" * 100_000)
         elif self.path.startswith("/fails-first"):  # each path fails its first request
-            self._reply(503 if calls[self.path] == 1 else 200, b"warming up\n")
+            self.reply(503 if calls[self.path] == 1 else 200, b"warming up\n")
         else:
-            self._reply(404, b"not found\n")
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+            self.reply(404, b"not found\n")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -33,6 +33,7 @@ from conftest import (
 )
 from fleet import Fleet
 from prometheus_server import Prometheus
+from quiet_http import QuietHandler
 
 from ansible_collections.smokegate.core.plugins.module_utils import agent, protocol
 from smokegate.engine import runner, spec
@@ -432,7 +433,7 @@ def hostile_server() -> Iterator[Hostile]:
     URL and the requests it received (path, query arguments, headers)."""
     received: list[dict[str, Any]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             received.append(
@@ -445,13 +446,7 @@ def hostile_server() -> Iterator[Hostile]:
             )
             prefix = parts.path.split("/")[1]
             status, body = ANSWERS.get(prefix, (200, vector()))
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+            self.reply(status, body)
 
     listener = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=listener.serve_forever, daemon=True).start()
